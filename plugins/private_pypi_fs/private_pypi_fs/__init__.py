@@ -1,0 +1,1 @@
+"""File-system storage backend for private-pypi."""

@@ -1,0 +1,118 @@
+"""Packages stored as files in a local folder, one subfolder per project.
+
+Layout under the storage folder (``<ROOT>/cache/<name>/storage`` unless ``storage_path`` says
+otherwise)::
+
+    index.toml                      the remote index file
+    <project>/<filename>            the distribution files
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from private_pypi_core.backend import (
+    Access,
+    Backend,
+    BackendConfig,
+    DistFile,
+    FileExists,
+    StoredFile,
+)
+from private_pypi_core.files import atomic_write, fsync_dir
+
+INDEX_FILENAME = "index.toml"
+TEMP_SUFFIX = ".tmp"
+
+
+@dataclass(frozen=True)
+class FileSystemConfig(BackendConfig):
+    read_secret: str = field(default="", repr=False)
+    write_secret: str = field(default="", repr=False)
+    storage_path: str = ""  # default: <ROOT>/cache/<name>/storage
+
+
+class FileSystemBackend(Backend):
+    type = "file_system"
+    config_class = FileSystemConfig
+
+    def __init__(self, config: BackendConfig, root: Path) -> None:
+        super().__init__(config, root)
+        assert isinstance(config, FileSystemConfig)
+        self.fs_config = config
+        self.storage = (
+            Path(config.storage_path)
+            if config.storage_path
+            else root / "cache" / config.name / "storage"
+        )
+        self.storage.mkdir(parents=True, exist_ok=True)
+
+    def authenticate(self, secret: str) -> Access:
+        # Both comparisons always run, so timing does not tell which secret was close.
+        is_write = _secret_equals(secret, self.fs_config.write_secret)
+        is_read = _secret_equals(secret, self.fs_config.read_secret)
+        if is_write:
+            return Access.WRITE
+        return Access.READ if is_read else Access.NONE
+
+    def list_files(self) -> Iterator[StoredFile]:
+        for project in sorted(p for p in self.storage.iterdir() if p.is_dir()):
+            for path in sorted(project.iterdir()):
+                if path.name.startswith(".") or not path.is_file():
+                    continue  # temp files of writes in progress
+                stat = path.stat()
+                yield StoredFile(
+                    filename=path.name,
+                    size=stat.st_size,
+                    upload_time=datetime.fromtimestamp(stat.st_mtime, UTC),
+                )
+
+    def open_file(self, dist: DistFile) -> BinaryIO:
+        return open(self._path(dist), "rb")
+
+    def write_file(self, dist: DistFile, source: Path) -> None:
+        destination = self._path(dist)
+        destination.parent.mkdir(exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(
+            dir=destination.parent, prefix=f".{dist.filename}.", suffix=TEMP_SUFFIX
+        )
+        try:
+            with os.fdopen(fd, "wb") as temp, open(source, "rb") as data:
+                shutil.copyfileobj(data, temp, 1 << 20)
+                temp.flush()
+                os.fsync(temp.fileno())
+            # link() never replaces an existing name: the no-overwrite rule, atomically.
+            os.link(temp_name, destination)
+        except FileExistsError:
+            raise FileExists(dist.filename) from None
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+        fsync_dir(destination.parent)
+
+    def delete_file(self, dist: DistFile) -> None:
+        self._path(dist).unlink()
+        fsync_dir(self._path(dist).parent)
+
+    def read_index(self) -> bytes | None:
+        try:
+            return (self.storage / INDEX_FILENAME).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_index(self, data: bytes) -> None:
+        atomic_write(self.storage / INDEX_FILENAME, data)
+
+    def _path(self, dist: DistFile) -> Path:
+        return self.storage / dist.project / dist.filename
+
+
+def _secret_equals(given: str, expected: str) -> bool:
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())

@@ -1,0 +1,1 @@
+"""private-pypi: a private Python package index on pluggable storage backends."""

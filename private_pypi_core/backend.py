@@ -1,0 +1,118 @@
+"""The backend interface: what a storage plugin implements, and the types it exchanges.
+
+A backend stores the files of one package repository and that repository's remote index file,
+and says what a secret may do. It is plain synchronous Python: the server calls it from a
+thread pool, so blocking I/O is fine. See ``hookspecs.py`` for how a plugin registers one and
+``plugins/private_pypi_fs`` for a complete example.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO, ClassVar
+
+
+class Access(enum.IntEnum):
+    """What a secret may do in a package repository; a higher level includes the lower ones."""
+
+    NONE = 0
+    READ = 1
+    WRITE = 2
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Settings every package repository has; a backend subclasses it with its own fields.
+
+    Fields map one to one to the keys of the repository's table in the config TOML. A field
+    without a default is a required key. ``name`` and ``type`` are filled in by the core.
+    """
+
+    name: str
+    type: str
+    max_file_bytes: int = 5_368_709_119
+    sync_index_interval: int = 60
+
+
+@dataclass(frozen=True)
+class DistFile:
+    """A distribution file, named as the core parsed it (``packaging`` rules)."""
+
+    filename: str
+    project: str  # normalised (PEP 503)
+    version: str
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file as the backend lists it."""
+
+    filename: str
+    size: int
+    upload_time: datetime  # timezone-aware
+    sha256: str | None = None  # give it when the store knows it; the core computes it otherwise
+
+
+class BackendError(Exception):
+    """The store failed in a way the user cannot fix by changing the request (a 503)."""
+
+
+class FileExists(Exception):
+    """The file is already stored: a backend never overwrites a file."""
+
+
+class Backend(ABC):
+    """The storage and auth of one package repository.
+
+    One instance serves one repository for the life of a server process (or one command).
+    Methods may be called from several threads at once; writes of the same file or of the
+    index are serialised by the core with a lock under the server's ROOT.
+    """
+
+    #: The ``type = "..."`` of the config tables this backend serves.
+    type: ClassVar[str]
+    #: The dataclass of this backend's settings.
+    config_class: ClassVar[builtins.type[BackendConfig]] = BackendConfig
+
+    def __init__(self, config: BackendConfig, root: Path) -> None:
+        """``root`` is the server's ROOT folder, for any local state the backend keeps."""
+        self.config = config
+        self.root = root
+
+    @abstractmethod
+    def authenticate(self, secret: str) -> Access:
+        """What ``secret`` may do in this repository (compare in constant time)."""
+
+    @abstractmethod
+    def list_files(self) -> Iterable[StoredFile]:
+        """Every stored distribution file (not the index file)."""
+
+    @abstractmethod
+    def open_file(self, dist: DistFile) -> BinaryIO:
+        """A binary stream of the stored file; raise ``FileNotFoundError`` when it is absent."""
+
+    @abstractmethod
+    def write_file(self, dist: DistFile, source: Path) -> None:
+        """Store ``source`` as ``dist``, atomically: readers see all of it or nothing.
+
+        Raise ``FileExists`` when the file is already stored; never overwrite it.
+        ``source`` is a complete local file; the backend may not move or delete it.
+        """
+
+    @abstractmethod
+    def delete_file(self, dist: DistFile) -> None:
+        """Remove a stored file; raise ``FileNotFoundError`` when it is absent."""
+
+    @abstractmethod
+    def read_index(self) -> bytes | None:
+        """The remote index file's bytes, or ``None`` when there is none yet."""
+
+    @abstractmethod
+    def write_index(self, data: bytes) -> None:
+        """Replace the remote index file atomically."""

@@ -1,0 +1,241 @@
+"""The ``private_pypi`` command line: the core's commands, the plugins' and environment mode.
+
+Environment mode: run with no arguments and ``PRIVATE_PYPI_COMMAND=<command>`` set, and each
+``PRIVATE_PYPI_COMMAND_<FLAG>`` variable becomes ``--<flag>`` (``..._ROOT`` fills the ROOT
+argument); ``1``/``true``/``yes``/``on`` switch a boolean flag on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from private_pypi_core.backend import Access
+from private_pypi_core.config import config_from_flags
+from private_pypi_core.errors import ConfigError, UserError
+from private_pypi_core.plugins import plugin_manager
+from private_pypi_core.state import (
+    EMBEDDED_REPOSITORY,
+    Origin,
+    ServerSettings,
+    load_configuration,
+)
+
+ENV_COMMAND = "PRIVATE_PYPI_COMMAND"
+TRUE_WORDS = {"1", "true", "yes", "on"}
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+app = typer.Typer(
+    name="private_pypi",
+    help="A private Python package index on pluggable storage backends.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Report errors the user can fix as one line and exit code 2."""
+    try:
+        yield
+    except UserError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def parse_extra_flags(args: list[str]) -> dict[str, str]:
+    """``--key=value`` / ``--key value`` pairs left over after the declared flags."""
+    flags: dict[str, str] = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"unexpected argument {arg!r}")
+        key, sep, value = arg[2:].partition("=")
+        if not sep:
+            if not rest or rest[0].startswith("--"):
+                raise ConfigError(f"flag --{key} needs a value")
+            value = rest.pop(0)
+        flags[key.replace("-", "_")] = value
+    return flags
+
+
+@app.command(context_settings=EXTRA_ARGS)
+def server(
+    ctx: typer.Context,
+    root: Annotated[
+        Path, typer.Argument(help="Folder for the local index, locks, logs and the default store.")
+    ],
+    config: Annotated[
+        str | None, typer.Option("--config", help="Package repository config (TOML).")
+    ] = None,
+    admin_secret: Annotated[
+        str | None,
+        typer.Option("--admin_secret", help="Admin secrets (TOML)."),
+    ] = None,
+    config_or_admin_secret_can_be_text: Annotated[
+        bool,
+        typer.Option(
+            "--config_or_admin_secret_can_be_text",
+            "--config-or-admin-secret-can-be-text",
+            help="Accept the TOML text itself in --config and --admin_secret.",
+        ),
+    ] = False,
+    auth_read_expires: Annotated[
+        int,
+        typer.Option("--auth_read_expires", help="Seconds a read auth is cached."),
+    ] = 3600,
+    auth_write_expires: Annotated[
+        int,
+        typer.Option(
+            "--auth_write_expires", "--auth-write-expires", help="Seconds a write auth is cached."
+        ),
+    ] = 300,
+    extra_index_url: Annotated[
+        str,
+        typer.Option(
+            "--extra_index_url",
+            "--extra-index-url",
+            help="Where to redirect requests for projects not found; empty: answer 404.",
+        ),
+    ] = "https://pypi.org/simple/",
+    debug: Annotated[bool, typer.Option("--debug", help="Log debug messages.")] = False,
+    host: Annotated[str, typer.Option("--host", help="The interface to bind to.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option("--port", help="The port to bind to.")] = 8888,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 2,
+) -> None:
+    """Run the package index server.
+
+    Any other --key=value flag is passed to gunicorn as a setting (e.g. --timeout=120,
+    --accesslog=-, --certfile=..., --keyfile=...).
+    """
+    from private_pypi_core.serve import PrivatePypiServer
+
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
+    with user_errors():
+        gunicorn_options = parse_extra_flags(ctx.args)
+        root.mkdir(parents=True, exist_ok=True)
+        settings = ServerSettings(
+            root=root.resolve(),
+            config=config,
+            admin_secret=admin_secret,
+            config_or_admin_secret_can_be_text=config_or_admin_secret_can_be_text,
+            auth_read_expires=auth_read_expires,
+            auth_write_expires=auth_write_expires,
+            extra_index_url=extra_index_url,
+            debug=debug,
+        )
+        configuration = load_configuration(settings)  # fail now, not in every worker
+        if configuration.origin is Origin.EMBEDDED:
+            _explain_embedded_default(settings, host, port)
+        server_app = PrivatePypiServer(
+            settings,
+            {"bind": f"{host}:{port}", "workers": workers, "loglevel": "debug" if debug else "info"}
+            | gunicorn_options,
+        )
+    server_app.run()
+
+
+def _explain_embedded_default(settings: ServerSettings, host: str, port: int) -> None:
+    shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
+    url = f"http://{shown_host}:{port}/simple/"
+    name = EMBEDDED_REPOSITORY
+    typer.echo(
+        f"Serving the embedded default: package repository {name!r} on the file system under "
+        f"{settings.root / 'cache' / name / 'storage'}.\n"
+        f"Its secrets are in {settings.embedded_config} (mode 0600): read_secret for installing, "
+        "write_secret for uploading.\n"
+        f"  pip install --index-url http://{name}:<read_secret>@{shown_host}:{port}/simple/ PKG\n"
+        f"  twine upload --repository-url {url} -u {name} -p <write_secret> dist/*\n"
+        f"  uv publish --publish-url {url} -u {name} -p <write_secret> dist/*"
+    )
+
+
+@app.command(name="update_index", context_settings=EXTRA_ARGS)
+def update_index(
+    ctx: typer.Context,
+    type: Annotated[str, typer.Argument(help="Backend type, e.g. file_system.")],
+    name: Annotated[str, typer.Argument(help="Name of the package repository.")],
+    secret: Annotated[
+        str | None, typer.Option("--secret", help="A secret with write permission.")
+    ] = None,
+    secret_env: Annotated[
+        str | None,
+        typer.Option("--secret_env", help="Read the secret from this variable."),
+    ] = None,
+    root: Annotated[
+        Path, typer.Option("--root", help="The server's ROOT (for backends that keep data there).")
+    ] = Path("."),
+) -> None:
+    """Rebuild the remote index file of a package repository from what is stored.
+
+    Any other --key=value flag is a backend setting, as in the config file
+    (e.g. --storage_path=/srv/packages).
+    """
+    from private_pypi_core.repository import Repository
+
+    with user_errors():
+        if secret is None and secret_env:
+            secret = os.environ.get(secret_env)
+        if not secret:
+            raise ConfigError("give --secret, or --secret_env naming a set variable")
+        repo_config = config_from_flags(type, name, parse_extra_flags(ctx.args))
+        repository = Repository(repo_config, root.resolve())
+        if repository.backend.authenticate(secret) is not Access.WRITE:
+            typer.echo(f"Error: the secret has no write permission on {name!r}", err=True)
+            raise typer.Exit(2)
+        index = repository.rebuild_index()
+    typer.echo(f"Indexed {len(index.entries)} files of {len(index.projects)} projects in {name!r}.")
+
+
+def build_app() -> typer.Typer:
+    """The CLI with every installed plugin's commands added."""
+    plugin_manager().hook.private_pypi_commands(app=app)
+    return app
+
+
+def env_argv(app: typer.Typer, environ: dict[str, str]) -> list[str]:
+    """The arguments that the ``PRIVATE_PYPI_COMMAND*`` variables spell."""
+    name = environ[ENV_COMMAND]
+    group = typer.main.get_command(app)
+    subcommand = group.get_command(typer.Context(group), name)  # type: ignore[attr-defined]
+    if subcommand is None:
+        raise ConfigError(f"{ENV_COMMAND}={name!r} is not a command")
+    prefix = f"{ENV_COMMAND}_"
+    values = {k[len(prefix) :].lower(): v for k, v in environ.items() if k.startswith(prefix)}
+    argv = [name]
+    for param in subcommand.params:
+        if param.name not in values:
+            continue
+        value = values.pop(param.name)
+        if param.param_type_name == "argument":
+            argv.append(value)
+        elif getattr(param, "is_flag", False):
+            if value.strip().lower() in TRUE_WORDS:
+                argv.append(param.opts[0])
+        else:
+            argv.append(f"{param.opts[0]}={value}")
+    argv.extend(f"--{key}={value}" for key, value in values.items())
+    return argv
+
+
+def main() -> None:
+    cli = build_app()
+    args = sys.argv[1:]
+    if not args and ENV_COMMAND in os.environ:
+        try:
+            args = env_argv(cli, dict(os.environ))
+        except ConfigError as error:
+            typer.echo(f"Error: {error}", err=True)
+            sys.exit(2)
+    typer.main.get_command(cli).main(args=args, prog_name="private_pypi")

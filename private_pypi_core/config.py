@@ -1,0 +1,211 @@
+"""Loading the package repository config and the admin secret (both TOML) with clear errors.
+
+The config maps each package repository name to its backend settings::
+
+    [local-file-system]
+    type = "file_system"
+    read_secret = "foo"
+    write_secret = "bar"
+
+The admin secret gives, per repository, the secret with write permission the server uses for
+itself (index sync) and that lets its holder re-initialise the server::
+
+    [local-file-system]
+    type = "file_system"
+    raw = "bar"          # or: env = "NAME_OF_AN_ENVIRONMENT_VARIABLE"
+
+Fields are validated against the backend's config dataclass. A small validator is written
+here rather than taken from a library because the fields are plain scalars and every error
+must name the file, the repository and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from private_pypi_core.backend import BackendConfig
+from private_pypi_core.errors import ConfigError
+from private_pypi_core.files import atomic_write
+from private_pypi_core.plugins import backend_class
+
+CORE_KEYS = frozenset({"name", "type"})
+
+
+@dataclass(frozen=True)
+class TomlSource:
+    """A parsed TOML document and how to name it in messages."""
+
+    label: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AdminSecret:
+    """The write secret of one repository, as the server itself uses it."""
+
+    name: str
+    type: str
+    secret: str = field(repr=False)
+
+
+def read_toml(value: str, *, what: str, can_be_text: bool = False) -> TomlSource:
+    """Parse ``value``, a path to a TOML file (or the TOML text itself when allowed)."""
+    path = Path(value)
+    if path.is_file():
+        label = str(path)
+        text = path.read_text(encoding="utf-8")
+    elif can_be_text:
+        label = f"the {what} text"
+        text = value
+    else:
+        raise ConfigError(f"{what} file {value!r} does not exist")
+    return parse_toml(text, label=label)
+
+
+def parse_toml(text: str, *, label: str) -> TomlSource:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{label}: not valid TOML: {error}") from None
+    return TomlSource(label=label, data=data)
+
+
+def load_repositories(source: TomlSource) -> dict[str, BackendConfig]:
+    """Every repository of a config document, validated against its backend's settings."""
+    if not source.data:
+        raise ConfigError(f"{source.label}: no package repository is configured")
+    return {
+        name: repository_config(name, _table(source, name), label=source.label)
+        for name in source.data
+    }
+
+
+def repository_config(name: str, table: Mapping[str, Any], *, label: str) -> BackendConfig:
+    """One repository's settings as its backend's config dataclass."""
+    where = f"{label}: repository [{name}]"
+    type_name = table.get("type")
+    if not isinstance(type_name, str):
+        raise ConfigError(f"{where}: missing key 'type' (a string naming the backend)")
+    try:
+        config_class = backend_class(type_name).config_class
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return build_config(config_class, {**table, "name": name}, where=where)
+
+
+def build_config(
+    config_class: type[BackendConfig], values: Mapping[str, Any], *, where: str
+) -> BackendConfig:
+    """Instantiate ``config_class`` from ``values``, checking keys and scalar types."""
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        known = ", ".join(sorted(set(fields) - CORE_KEYS))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {known})")
+    hints = typing.get_type_hints(config_class)
+    for name, spec in fields.items():
+        if name not in values:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where}: missing key {name!r}")
+            continue
+        expected = hints[name]
+        if not _matches(values[name], expected):
+            raise ConfigError(
+                f"{where}: key {name!r} must be {_describe(expected)}, got {values[name]!r}"
+                if name not in _secret_fields(config_class)
+                else f"{where}: key {name!r} must be {_describe(expected)}"
+            )
+    return config_class(**values)
+
+
+def load_admin_secrets(source: TomlSource) -> dict[str, AdminSecret]:
+    """The admin secrets by repository name; ``env`` entries are read from the environment."""
+    secrets = {}
+    for name in source.data:
+        table = _table(source, name)
+        where = f"{source.label}: repository [{name}]"
+        type_name = table.get("type")
+        if not isinstance(type_name, str):
+            raise ConfigError(f"{where}: missing key 'type' (a string naming the backend)")
+        if isinstance(table.get("raw"), str):
+            secret = table["raw"]
+        elif isinstance(table.get("env"), str):
+            secret = os.environ.get(table["env"], "")
+            if not secret:
+                raise ConfigError(f"{where}: environment variable {table['env']!r} is not set")
+        else:
+            raise ConfigError(f"{where}: needs key 'raw' (the secret) or 'env' (a variable name)")
+        secrets[name] = AdminSecret(name=name, type=type_name, secret=secret)
+    return secrets
+
+
+def _table(source: TomlSource, name: str) -> Mapping[str, Any]:
+    table = source.data[name]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source.label}: {name!r} must be a table ([{name}])")
+    return table
+
+
+def _secret_fields(config_class: type[BackendConfig]) -> set[str]:
+    return {f.name for f in dataclasses.fields(config_class) if not f.repr}
+
+
+def _matches(value: object, expected: Any) -> bool:
+    if isinstance(expected, types.UnionType) or typing.get_origin(expected) is typing.Union:
+        return any(_matches(value, option) for option in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _describe(expected: Any) -> str:
+    if isinstance(expected, types.UnionType):
+        return " or ".join(_describe(option) for option in typing.get_args(expected))
+    names = {int: "an integer", str: "a string", bool: "true or false", float: "a number"}
+    return names.get(expected, getattr(expected, "__name__", str(expected)))
+
+
+def add_table(path: Path, name: str, table: Mapping[str, Any]) -> None:
+    """Add ``[name]`` to the TOML file at ``path`` (created, mode 0600: it holds secrets)."""
+    existing = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if name in existing:
+        raise ConfigError(f"{path}: repository [{name}] already exists")
+    atomic_write(path, tomli_w.dumps({**existing, name: dict(table)}).encode(), mode=0o600)
+
+
+def config_from_flags(type_name: str, name: str, flags: Mapping[str, str]) -> BackendConfig:
+    """A repository's settings from command-line flags (strings, converted to the field types)."""
+    config_class = backend_class(type_name).config_class
+    hints = typing.get_type_hints(config_class)
+    where = f"repository {name!r} from the command line"
+    values: dict[str, Any] = {"name": name, "type": type_name}
+    for key, text in flags.items():
+        expected = hints.get(key)
+        values[key] = _from_text(text, expected, key=key, where=where)
+    return build_config(config_class, values, where=where)
+
+
+def _from_text(text: str, expected: Any, *, key: str, where: str) -> Any:
+    options = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
+    if bool in options:
+        return text.strip().lower() in {"1", "true", "yes", "on"}
+    if int in options:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{where}: --{key} must be an integer, got {text!r}") from None
+    return text

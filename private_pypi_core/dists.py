@@ -1,0 +1,50 @@
+"""Distribution filenames and project names, by ``packaging``'s rules."""
+
+from __future__ import annotations
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion
+
+from private_pypi_core.backend import DistFile
+from private_pypi_core.errors import BadRequest
+
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+
+
+def parse_dist_filename(filename: str) -> DistFile:
+    """The project and version a wheel or sdist filename names; ``BadRequest`` otherwise."""
+    if "/" in filename or "\\" in filename or filename in {"", ".", ".."}:
+        raise BadRequest(f"invalid filename {filename!r}: it must be a bare file name")
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        elif filename.endswith(SDIST_SUFFIXES):
+            name, version = parse_sdist_filename(filename)
+        else:
+            raise BadRequest(
+                f"invalid filename {filename!r}: expected a wheel (.whl) "
+                "or an sdist (.tar.gz or .zip)"
+            )
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as error:
+        raise BadRequest(f"invalid filename {filename!r}: {error}") from None
+    return DistFile(filename=filename, project=canonicalize_name(name), version=str(version))
+
+
+def normalize_project(name: str) -> str:
+    """The PEP 503 normalised form of a project name."""
+    return canonicalize_name(name)
+
+
+def content_type(filename: str) -> str:
+    """The media type to serve a distribution file with (never an encoding: see ``.tar.gz``)."""
+    if filename.endswith(".tar.gz"):
+        return "application/x-tar"
+    if filename.endswith((".whl", ".zip")):
+        return "application/zip"
+    return "application/octet-stream"

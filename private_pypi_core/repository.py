@@ -1,0 +1,150 @@
+"""One package repository as the server runs it: its backend, its local index, its uploads.
+
+State shared by the server's worker processes lives in files under ROOT/cache/<name>/: the
+local copy of the remote index (replaced atomically; every worker reloads it when it changes)
+and a lock that serialises index writes and syncs across workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import filelock
+
+from private_pypi_core.backend import Backend, BackendConfig, FileExists
+from private_pypi_core.errors import Conflict, StorageUnavailable
+from private_pypi_core.files import atomic_write
+from private_pypi_core.index import IndexEntry, PackageIndex, build_index, index_from_remote
+from private_pypi_core.plugins import backend_class
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A received file, complete and checked, waiting in a local temp file."""
+
+    entry: IndexEntry
+    path: Path
+
+
+class Repository:
+    """A configured package repository with its backend and its local index."""
+
+    def __init__(self, config: BackendConfig, root: Path) -> None:
+        self.config = config
+        self.name = config.name
+        self.backend: Backend = backend_class(config.type)(config, root)
+        self.folder = root / "cache" / config.name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.local_index_path = self.folder / "index.toml"
+        self.lock = filelock.FileLock(self.folder / "index.lock", timeout=LOCK_TIMEOUT_SECONDS)
+        self._index = PackageIndex()
+        self._index_key: tuple[int, int] | None = None
+
+    @property
+    def index(self) -> PackageIndex:
+        """The local index, reloaded when another worker (or a sync) replaced it."""
+        try:
+            stat = os.stat(self.local_index_path)
+        except FileNotFoundError:
+            return self._index
+        key = (stat.st_ino, stat.st_size)
+        if key != self._index_key:
+            data = self.local_index_path.read_bytes()
+            self._index = PackageIndex.from_toml(data, label=str(self.local_index_path))
+            self._index_key = key
+        return self._index
+
+    def index_mtime(self) -> int:
+        """When the local index was last synced or written (epoch seconds), 0 if never."""
+        try:
+            return int(os.stat(self.local_index_path).st_mtime)
+        except FileNotFoundError:
+            return 0
+
+    def sync_due(self) -> bool:
+        return time.time() - self.index_mtime() >= self.config.sync_index_interval
+
+    def sync(self, *, wait: bool = True) -> bool:
+        """Copy the remote index to the local one; with ``wait=False`` skip if another worker is
+        already at it. Returns whether this call synced."""
+        try:
+            with self.lock.acquire(timeout=LOCK_TIMEOUT_SECONDS if wait else 0):
+                if not wait and not self.sync_due():
+                    return False  # another worker synced while this one waited for the lock
+                self._store_local(self._fetch_remote())
+                return True
+        except filelock.Timeout:
+            return False
+
+    def publish(self, upload: Upload) -> bool:
+        """Store an upload and list it in the remote and local index.
+
+        Returns ``False`` when the very same file (same sha256) was already there, and raises
+        ``Conflict`` when a different file of that name exists: stored files never change.
+        """
+        entry = upload.entry
+        with self.lock:
+            remote = self._fetch_remote()
+            known = remote.entries.get(entry.filename)
+            if known is not None:
+                self._store_local(remote)
+                return self._same_file_or_conflict(entry.sha256, known.sha256, entry.filename)
+            try:
+                self.backend.write_file(entry.dist, upload.path)
+            except FileExists:
+                # Stored earlier but never indexed (e.g. a crash in between): index what is there.
+                remote = build_index(self.backend, remote)
+                self._write_remote_and_local(remote)
+                stored = remote.entries[entry.filename]
+                return self._same_file_or_conflict(entry.sha256, stored.sha256, entry.filename)
+            self._write_remote_and_local(remote.with_entry(entry))
+        log.info("repository %s: published %s", self.name, entry.filename)
+        return True
+
+    def rebuild_index(self) -> PackageIndex:
+        """Rebuild the remote index from what the backend stores, and the local copy with it."""
+        with self.lock:
+            index = build_index(self.backend, self._fetch_remote())
+            self._write_remote_and_local(index)
+        return index
+
+    def _fetch_remote(self) -> PackageIndex:
+        label = f"the remote index of repository {self.name!r}"
+        try:
+            data = self.backend.read_index()
+        except OSError as error:
+            raise StorageUnavailable(f"{label} cannot be read: {error}") from error
+        return index_from_remote(data, label=label)
+
+    def _write_remote_and_local(self, index: PackageIndex) -> None:
+        data = index.to_toml()
+        self.backend.write_index(data)
+        atomic_write(self.local_index_path, data)
+
+    def _store_local(self, index: PackageIndex) -> None:
+        data = index.to_toml()
+        try:
+            unchanged = self.local_index_path.read_bytes() == data
+        except FileNotFoundError:
+            unchanged = False
+        if unchanged:
+            os.utime(self.local_index_path)  # records the sync time for /index_mtime/
+        else:
+            atomic_write(self.local_index_path, data)
+
+    @staticmethod
+    def _same_file_or_conflict(uploaded_sha256: str, stored_sha256: str, filename: str) -> bool:
+        if uploaded_sha256 != stored_sha256:
+            raise Conflict(
+                f"File already exists: {filename!r} is already stored with different content; "
+                "a published file never changes, so upload it under a new version."
+            )
+        return False

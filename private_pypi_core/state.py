@@ -1,0 +1,169 @@
+"""Which package repositories a server serves, from where, and re-initialisation on the fly.
+
+A server's repositories come from, in this order of precedence:
+
+1. ``--config`` (and ``--admin_secret``) given at start;
+2. the config last POSTed to ``/initialize/``, kept under ROOT/initialized/;
+3. the embedded default: one file-system repository named ``local`` whose secrets are
+   generated once under ROOT/embedded/ (mode 0600).
+
+Every worker process reloads when ROOT/initialized/config.toml is replaced.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from private_pypi_core.auth import generate_secret
+from private_pypi_core.config import (
+    AdminSecret,
+    TomlSource,
+    add_table,
+    load_admin_secrets,
+    load_repositories,
+    parse_toml,
+    read_toml,
+)
+from private_pypi_core.errors import ConfigError
+from private_pypi_core.files import atomic_write
+from private_pypi_core.repository import Repository
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_REPOSITORY = "local"
+EMBEDDED_TYPE = "file_system"
+
+
+class Origin(enum.Enum):
+    FLAGS = "the --config flag"
+    INITIALIZED = "POST /initialize/"
+    EMBEDDED = "the embedded default"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The ``private_pypi server`` flags that every worker needs."""
+
+    root: Path
+    config: str | None = None
+    admin_secret: str | None = None
+    config_or_admin_secret_can_be_text: bool = False
+    auth_read_expires: int = 3600
+    auth_write_expires: int = 300
+    extra_index_url: str = "https://pypi.org/simple/"
+    debug: bool = False
+
+    @property
+    def embedded_config(self) -> Path:
+        return self.root / "embedded" / "config.toml"
+
+    @property
+    def embedded_admin_secret(self) -> Path:
+        return self.root / "embedded" / "admin_secret.toml"
+
+    @property
+    def initialized_config(self) -> Path:
+        return self.root / "initialized" / "config.toml"
+
+    @property
+    def initialized_admin_secret(self) -> Path:
+        return self.root / "initialized" / "admin_secret.toml"
+
+
+@dataclass
+class Configuration:
+    origin: Origin
+    repositories: dict[str, Repository]
+    admin_secrets: dict[str, AdminSecret] = field(repr=False)
+
+    def is_pristine_default(self) -> bool:
+        """Started on the embedded default, never initialised, no package stored yet."""
+        if self.origin is not Origin.EMBEDDED:
+            return False
+        repository = self.repositories[EMBEDDED_REPOSITORY]
+        return not repository.index.entries and not any(repository.backend.list_files())
+
+
+def ensure_embedded_default(settings: ServerSettings) -> bool:
+    """Create the embedded default's config and secrets if missing; return whether it did."""
+    if settings.embedded_config.exists():
+        return False
+    write_secret = generate_secret()
+    table = {"type": EMBEDDED_TYPE, "read_secret": generate_secret(), "write_secret": write_secret}
+    add_table(settings.embedded_config, EMBEDDED_REPOSITORY, table)
+    add_table(
+        settings.embedded_admin_secret,
+        EMBEDDED_REPOSITORY,
+        {"type": EMBEDDED_TYPE, "raw": write_secret},
+    )
+    return True
+
+
+def load_configuration(settings: ServerSettings) -> Configuration:
+    """The repositories and admin secrets this server serves now (see the module doc)."""
+    if settings.config is not None:
+        text_ok = settings.config_or_admin_secret_can_be_text
+        config = read_toml(settings.config, what="config", can_be_text=text_ok)
+        admin = (
+            read_toml(settings.admin_secret, what="admin secret", can_be_text=text_ok)
+            if settings.admin_secret is not None
+            else TomlSource(label="no admin secret", data={})
+        )
+        return _configuration(Origin.FLAGS, config, admin, settings.root)
+    if settings.initialized_config.exists():
+        return _configuration(
+            Origin.INITIALIZED,
+            read_toml(str(settings.initialized_config), what="config"),
+            read_toml(str(settings.initialized_admin_secret), what="admin secret"),
+            settings.root,
+        )
+    ensure_embedded_default(settings)
+    return _configuration(
+        Origin.EMBEDDED,
+        read_toml(str(settings.embedded_config), what="config"),
+        read_toml(str(settings.embedded_admin_secret), what="admin secret"),
+        settings.root,
+    )
+
+
+def initialize(settings: ServerSettings, config_text: str, admin_secret_text: str) -> Configuration:
+    """Check a new config and admin secret, then make them every worker's configuration."""
+    configuration = _configuration(
+        Origin.INITIALIZED,
+        parse_toml(config_text, label="the posted config"),
+        parse_toml(admin_secret_text, label="the posted admin secret"),
+        settings.root,
+    )
+    # The admin secret first: a worker reloads when the config file changes.
+    atomic_write(settings.initialized_admin_secret, admin_secret_text.encode(), mode=0o600)
+    atomic_write(settings.initialized_config, config_text.encode(), mode=0o600)
+    return configuration
+
+
+def config_generation(settings: ServerSettings) -> int:
+    """Changes whenever ``/initialize/`` replaced the config (an inode, 0 if never)."""
+    try:
+        return os.stat(settings.initialized_config).st_ino
+    except FileNotFoundError:
+        return 0
+
+
+def _configuration(
+    origin: Origin, config: TomlSource, admin: TomlSource, root: Path
+) -> Configuration:
+    configs = load_repositories(config)
+    admin_secrets = load_admin_secrets(admin)
+    for name, secret in admin_secrets.items():
+        if name not in configs:
+            raise ConfigError(f"{admin.label}: repository [{name}] is not in {config.label}")
+        if secret.type != configs[name].type:
+            raise ConfigError(
+                f"{admin.label}: repository [{name}] has type {secret.type!r}, "
+                f"but {config.label} says {configs[name].type!r}"
+            )
+    repositories = {name: Repository(repo_config, root) for name, repo_config in configs.items()}
+    return Configuration(origin=origin, repositories=repositories, admin_secrets=admin_secrets)

@@ -1,0 +1,1 @@
+"""The Falcon ASGI app: the Simple Repository API, uploads, browser login and administration."""

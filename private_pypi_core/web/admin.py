@@ -1,0 +1,63 @@
+"""Server management: ``/index_mtime/`` and ``/initialize/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from private_pypi_core.backend import Access
+from private_pypi_core.errors import BadRequest, Unauthorized
+from private_pypi_core.web.runtime import Runtime
+
+
+class IndexMtime:
+    """``GET /index_mtime/``: epoch seconds of the last sync of the credential's local index."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        repository = await self.runtime.authorize(req, Access.READ)
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = str(repository.index_mtime())
+
+
+class Initialize:
+    """``POST /initialize/``: replace the server's config and admin secret on the fly.
+
+    Anyone may do it while the server runs on its pristine embedded default (no config given,
+    never initialised, no package stored), so a CI job can set up a server it just started.
+    Otherwise only the holder of an admin secret of the current configuration may.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        configuration = self.runtime.configuration
+        pristine = await self.runtime.run(configuration.is_pristine_default)
+        if not pristine and not self.runtime.is_admin(req):
+            raise Unauthorized(
+                "Re-initialising this server needs an admin credential: HTTP basic auth with a "
+                "repository name from the admin secret file and its secret."
+            )
+        form = await _form(req)
+        new = await self.runtime.reinitialize(form["config"], form["admin_secret"])
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = f"Initialized: {', '.join(new.repositories)}\n"
+
+
+async def _form(req: falcon.asgi.Request) -> dict[str, str]:
+    """``config`` and ``admin_secret`` from an urlencoded or a multipart form."""
+    values: dict[str, Any] = {}
+    if (req.content_type or "").startswith("multipart/form-data"):
+        async for part in await req.get_media():
+            values[part.name] = (await part.get_data()).decode("utf-8")
+    else:
+        values = dict(await req.get_media())
+    missing = [key for key in ("config", "admin_secret") if not isinstance(values.get(key), str)]
+    if missing:
+        raise BadRequest(f"POST /initialize/ needs the form field(s): {', '.join(missing)}.")
+    return {key: values[key] for key in ("config", "admin_secret")}

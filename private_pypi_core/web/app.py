@@ -1,0 +1,89 @@
+"""Wires the Falcon ASGI app: routes, error handling and the index sync task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import falcon
+import falcon.asgi
+from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
+
+from private_pypi_core.errors import UserError
+from private_pypi_core.state import ServerSettings
+from private_pypi_core.web.admin import IndexMtime, Initialize
+from private_pypi_core.web.runtime import Runtime
+from private_pypi_core.web.session import Login, Logout
+from private_pypi_core.web.simple import FileDownload, ProjectPage, SimpleRoot, Upload
+
+log = logging.getLogger(__name__)
+
+# twine sends one form part per classifier and per requirement.
+MAX_FORM_PARTS = 4096
+
+
+def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
+    runtime = Runtime(settings)
+    app = falcon.asgi.App(middleware=[IndexSync(runtime)])
+    app.req_options.media_handlers[falcon.MEDIA_MULTIPART] = _multipart_handler()
+
+    simple_root = SimpleRoot(runtime)
+    app.add_route("/simple/", simple_root)
+    app.add_route("/simple", simple_root, suffix="bare")
+    app.add_route("/", Upload(runtime))
+    app.add_route("/simple/{project}", ProjectPage(runtime))
+    app.add_route("/simple/{project}/", ProjectPage(runtime))
+    app.add_route("/simple/{project}/{filename}", FileDownload(runtime))
+    for path, resource in [
+        ("/login", Login(runtime)),
+        ("/logout", Logout()),
+        ("/index_mtime", IndexMtime(runtime)),
+        ("/initialize", Initialize(runtime)),
+    ]:
+        app.add_route(path, resource)
+        app.add_route(f"{path}/", resource)
+
+    app.add_error_handler(UserError, _user_error)
+    app.set_error_serializer(_plain_text_error)
+    return app
+
+
+class IndexSync:
+    """Runs the worker's index sync loop for the life of the app (ASGI lifespan)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.task: asyncio.Task[None] | None = None
+
+    async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        self.task = asyncio.create_task(self.runtime.sync_forever())
+
+    async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+def _multipart_handler() -> MultipartFormHandler:
+    options = MultipartParseOptions()
+    options.max_body_part_count = MAX_FORM_PARTS
+    return MultipartFormHandler(options)
+
+
+async def _user_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: UserError, params: Any
+) -> None:
+    resp.status = error.http_status
+    resp.content_type = falcon.MEDIA_TEXT
+    resp.text = f"{error}\n"
+    if error.http_status == 401:
+        resp.set_header("WWW-Authenticate", 'Basic realm="private-pypi"')
+
+
+def _plain_text_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
+    resp.content_type = falcon.MEDIA_TEXT
+    resp.text = f"{error.title}: {error.description}\n" if error.description else f"{error.title}\n"

@@ -1,0 +1,171 @@
+"""Reading a legacy-API upload (the form twine, ``uv publish`` and ``poetry publish`` send).
+
+The file part is streamed to a temp file while it is hashed; nothing holds it whole in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import falcon
+import falcon.asgi
+from falcon.media.multipart import MultipartParseError
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from private_pypi_core.dists import normalize_project, parse_dist_filename
+from private_pypi_core.errors import BadRequest, PayloadTooLarge
+from private_pypi_core.index import IndexEntry
+from private_pypi_core.repository import Upload
+
+FILE_FIELD = "content"
+# Room for the form fields around the file (metadata, description) when checking the
+# declared Content-Length against max_file_bytes.
+FORM_OVERHEAD_BYTES = 4 << 20
+FILETYPE_SUFFIXES = {"bdist_wheel": (".whl",), "sdist": (".tar.gz", ".zip")}
+DIGEST_FIELDS = {"sha256_digest": "sha256", "md5_digest": "md5", "blake2_256_digest": "blake2b"}
+
+
+@contextlib.asynccontextmanager
+async def receive_upload(
+    req: falcon.asgi.Request, max_file_bytes: int, temp_dir: Path
+) -> AsyncIterator[Upload]:
+    """The checked upload of ``req``, in a temp file that is removed afterwards."""
+    media_type = (req.content_type or "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise BadRequest(
+            "An upload must be a multipart/form-data POST (the upload API twine uses); "
+            f"got {media_type or 'no Content-Type'}."
+        )
+    if req.content_length is not None and req.content_length > max_file_bytes + FORM_OVERHEAD_BYTES:
+        raise PayloadTooLarge(_too_large(max_file_bytes))
+    fd, temp_name = tempfile.mkstemp(dir=temp_dir, prefix=".upload-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            fields, received = await _read_form(req, temp, max_file_bytes)
+        yield Upload(entry=_checked_entry(fields, received), path=Path(temp_name))
+    finally:
+        Path(temp_name).unlink(missing_ok=True)
+
+
+class _Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+class _ReceivedFile:
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.size = 0
+        self.hashes: dict[str, _Digest] = {
+            "sha256": hashlib.sha256(),
+            "md5": hashlib.md5(usedforsecurity=False),
+            "blake2b": hashlib.blake2b(digest_size=32),
+        }
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        for digest in self.hashes.values():
+            digest.update(chunk)
+
+
+async def _read_form(
+    req: falcon.asgi.Request, temp: BinaryIO, max_file_bytes: int
+) -> tuple[dict[str, str], _ReceivedFile]:
+    fields: dict[str, str] = {}
+    received: _ReceivedFile | None = None
+    try:
+        form = await req.get_media()
+        async for part in form:
+            if part.name == FILE_FIELD:
+                if received is not None:
+                    raise BadRequest("The form has more than one 'content' file.")
+                received = _ReceivedFile(part.filename or "")
+                async for chunk in part.stream:
+                    received.update(chunk)
+                    if received.size > max_file_bytes:
+                        raise PayloadTooLarge(_too_large(max_file_bytes))
+                    temp.write(chunk)
+            else:
+                # Repeated fields (classifiers, requires_dist) keep their first value: the
+                # index needs none of them.
+                value = (await part.get_data()).decode("utf-8", errors="replace")
+                fields.setdefault(part.name, value)
+    except (MultipartParseError, falcon.MediaMalformedError) as error:
+        raise BadRequest(f"The upload form cannot be read: {_describe(error)}") from None
+    if received is None:
+        raise BadRequest("The upload has no 'content' field with the file to publish.")
+    return fields, received
+
+
+def _checked_entry(fields: dict[str, str], received: _ReceivedFile) -> IndexEntry:
+    action = fields.get(":action", "file_upload")
+    if action != "file_upload":
+        raise BadRequest(f"Unsupported :action {action!r}; only 'file_upload' is supported.")
+    dist = parse_dist_filename(received.filename)
+    if received.size == 0:
+        raise BadRequest(f"{received.filename!r} is empty.")
+    if "name" in fields and normalize_project(fields["name"]) != dist.project:
+        raise BadRequest(
+            f"The filename {received.filename!r} names project {dist.project!r}, "
+            f"but the form says name={fields['name']!r}."
+        )
+    if "version" in fields and not _same_version(fields["version"], dist.version):
+        raise BadRequest(
+            f"The filename {received.filename!r} names version {dist.version}, "
+            f"but the form says version={fields['version']!r}."
+        )
+    filetype = fields.get("filetype")
+    if filetype in FILETYPE_SUFFIXES and not received.filename.endswith(
+        FILETYPE_SUFFIXES[filetype]
+    ):
+        raise BadRequest(f"filetype={filetype!r} does not match the file {received.filename!r}.")
+    for field_name, algorithm in DIGEST_FIELDS.items():
+        sent = fields.get(field_name, "").strip().lower()
+        if sent and sent != received.hashes[algorithm].hexdigest():
+            raise BadRequest(
+                f"The {field_name} sent does not match the file received: "
+                "the upload was corrupted on the way; try again."
+            )
+    return IndexEntry(
+        filename=received.filename,
+        project=dist.project,
+        version=dist.version,
+        sha256=received.hashes["sha256"].hexdigest(),
+        size=received.size,
+        upload_time=datetime.now(UTC),
+        requires_python=_requires_python(fields.get("requires_python", "")),
+    )
+
+
+def _same_version(sent: str, parsed: str) -> bool:
+    try:
+        return Version(sent) == Version(parsed)
+    except InvalidVersion:
+        return False
+
+
+def _requires_python(value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        SpecifierSet(value)
+    except InvalidSpecifier:
+        raise BadRequest(f"requires_python={value!r} is not a valid version specifier.") from None
+    return value
+
+
+def _too_large(max_file_bytes: int) -> str:
+    return f"The file is larger than this repository accepts (max_file_bytes = {max_file_bytes})."
+
+
+def _describe(error: Exception) -> str:
+    return getattr(error, "description", None) or str(error) or type(error).__name__

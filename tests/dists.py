@@ -1,0 +1,71 @@
+"""Real, installable distribution files built on the fly (no build backend needed)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest}"
+
+
+def metadata(name: str, version: str, requires_python: str | None = None) -> str:
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    if requires_python:
+        lines.append(f"Requires-Python: {requires_python}")
+    return "\n".join(lines) + "\n\n"
+
+
+def make_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    *,
+    requires_python: str | None = None,
+    payload: str = "",
+) -> Path:
+    """A pure-Python wheel whose module ``<name>`` has ``VERSION`` (and ``payload``)."""
+    module = canonicalize_name(name).replace("-", "_")
+    dist_info = f"{module}-{version}.dist-info"
+    files = {
+        f"{module}/__init__.py": f"VERSION = {version!r}\nPAYLOAD = {payload!r}\n".encode(),
+        f"{dist_info}/METADATA": metadata(name, version, requires_python).encode(),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in files.items())
+    record += f"{dist_info}/RECORD,,\n"
+    path = directory / f"{module}-{version}-py3-none-any.whl"
+    directory.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for member, data in files.items():
+            wheel.writestr(member, data)
+        wheel.writestr(f"{dist_info}/RECORD", record)
+    return path
+
+
+def make_sdist(directory: Path, name: str, version: str) -> Path:
+    """A source distribution with PKG-INFO and a pyproject.toml."""
+    module = canonicalize_name(name).replace("-", "_")
+    base = f"{module}-{version}"
+    members = {
+        f"{base}/PKG-INFO": metadata(name, version).encode(),
+        f"{base}/pyproject.toml": (f'[project]\nname = "{name}"\nversion = "{version}"\n').encode(),
+    }
+    path = directory / f"{base}.tar.gz"
+    directory.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as sdist:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            sdist.addfile(info, io.BytesIO(data))
+    return path
