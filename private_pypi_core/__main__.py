@@ -1,0 +1,3 @@
+from private_pypi_core.cli import main
+
+main()
