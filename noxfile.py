@@ -1,0 +1,31 @@
+"""Developer tasks: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PACKAGES = ["-e", ".", "-e", "plugins/private_pypi_fs"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite: unit, backend conformance and end-to-end with real clients."""
+    session.install(*PACKAGES, *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install(*PACKAGES, *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    session.run("mypy")
