@@ -29,7 +29,8 @@ class Credential:
 
 
 def generate_secret() -> str:
-    return secrets.token_urlsafe(32)
+    # Hex: safe in a URL, a shell and a command line (a leading "-" would read as a flag).
+    return secrets.token_hex(32)
 
 
 def parse_basic_auth(header: str | None) -> Credential | None:
@@ -100,7 +101,7 @@ class SessionSigner:
         if not cookie or "." not in cookie:
             return None
         body, signature = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(signature, self._signature(body)):
+        if not hmac.compare_digest(signature.encode(), self._signature(body).encode()):
             return None
         try:
             payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))

@@ -7,24 +7,23 @@ argument); ``1``/``true``/``yes``/``on`` switch a boolean flag on.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from private_pypi_core.backend import Access
-from private_pypi_core.config import config_from_flags
-from private_pypi_core.errors import ConfigError, UserError
+from private_pypi_core.config import config_from_flags, config_table
+from private_pypi_core.errors import ConfigError, Forbidden, UserError
 from private_pypi_core.plugins import plugin_manager
 from private_pypi_core.state import (
     EMBEDDED_REPOSITORY,
     Origin,
     ServerSettings,
+    forget_initialized,
     load_configuration,
 )
 
@@ -38,16 +37,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Report errors the user can fix as one line and exit code 2."""
-    try:
-        yield
-    except UserError as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(2) from None
 
 
 def parse_extra_flags(args: list[str]) -> dict[str, str]:
@@ -116,34 +105,33 @@ def server(
     Any other --key=value flag is passed to gunicorn as a setting (e.g. --timeout=120,
     --accesslog=-, --certfile=..., --keyfile=...).
     """
-    from private_pypi_core.serve import PrivatePypiServer
+    from private_pypi_core.serve import PrivatePypiServer, gunicorn_options
 
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
     )
-    with user_errors():
-        gunicorn_options = parse_extra_flags(ctx.args)
-        root.mkdir(parents=True, exist_ok=True)
-        settings = ServerSettings(
-            root=root.resolve(),
-            config=config,
-            admin_secret=admin_secret,
-            config_or_admin_secret_can_be_text=config_or_admin_secret_can_be_text,
-            auth_read_expires=auth_read_expires,
-            auth_write_expires=auth_write_expires,
-            extra_index_url=extra_index_url,
-            debug=debug,
-        )
-        configuration = load_configuration(settings)  # fail now, not in every worker
-        if configuration.origin is Origin.EMBEDDED:
-            _explain_embedded_default(settings, host, port)
-        server_app = PrivatePypiServer(
-            settings,
-            {"bind": f"{host}:{port}", "workers": workers, "loglevel": "debug" if debug else "info"}
-            | gunicorn_options,
-        )
-    server_app.run()
+    options = gunicorn_options(
+        {"bind": f"{host}:{port}", "workers": workers, "loglevel": "debug" if debug else "info"}
+        | parse_extra_flags(ctx.args)
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    settings = ServerSettings(
+        root=root.resolve(),
+        config=config,
+        admin_secret=admin_secret,
+        config_or_admin_secret_can_be_text=config_or_admin_secret_can_be_text,
+        auth_read_expires=auth_read_expires,
+        auth_write_expires=auth_write_expires,
+        extra_index_url=extra_index_url,
+        debug=debug,
+    )
+    if config is not None:
+        forget_initialized(settings)
+    configuration = load_configuration(settings)  # fail now, not in every worker
+    if configuration.origin is Origin.EMBEDDED:
+        _explain_embedded_default(settings, host, port)
+    PrivatePypiServer(settings, options).run()
 
 
 def _explain_embedded_default(settings: ServerSettings, host: str, port: int) -> None:
@@ -173,28 +161,31 @@ def update_index(
         str | None,
         typer.Option("--secret_env", help="Read the secret from this variable."),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="A config file whose [NAME] table holds the settings."),
+    ] = None,
     root: Annotated[
         Path, typer.Option("--root", help="The server's ROOT (for backends that keep data there).")
     ] = Path("."),
 ) -> None:
     """Rebuild the remote index file of a package repository from what is stored.
 
-    Any other --key=value flag is a backend setting, as in the config file
-    (e.g. --storage_path=/srv/packages).
+    The repository's settings come from its table in --config and from any other
+    --key=value flag, as in the config file (e.g. --storage_path=/srv/packages).
     """
     from private_pypi_core.repository import Repository
 
-    with user_errors():
-        if secret is None and secret_env:
-            secret = os.environ.get(secret_env)
-        if not secret:
-            raise ConfigError("give --secret, or --secret_env naming a set variable")
-        repo_config = config_from_flags(type, name, parse_extra_flags(ctx.args))
-        repository = Repository(repo_config, root.resolve())
-        if repository.backend.authenticate(secret) is not Access.WRITE:
-            typer.echo(f"Error: the secret has no write permission on {name!r}", err=True)
-            raise typer.Exit(2)
-        index = repository.rebuild_index()
+    if secret is None and secret_env:
+        secret = os.environ.get(secret_env)
+    if not secret:
+        raise ConfigError("give --secret, or --secret_env naming a set variable")
+    settings = config_table(config, name, type) if config is not None else {}
+    repo_config = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
+    repository = Repository(repo_config, root.resolve())
+    if repository.backend.authenticate(secret) is not Access.WRITE:
+        raise Forbidden(f"the secret has no write permission on package repository {name!r}")
+    index = repository.rebuild_index()
     typer.echo(f"Indexed {len(index.entries)} files of {len(index.projects)} projects in {name!r}.")
 
 
@@ -238,4 +229,8 @@ def main() -> None:
         except ConfigError as error:
             typer.echo(f"Error: {error}", err=True)
             sys.exit(2)
-    typer.main.get_command(cli).main(args=args, prog_name="private_pypi")
+    try:
+        typer.main.get_command(cli).main(args=args, prog_name="private_pypi")
+    except UserError as error:
+        typer.echo(f"Error: {error}", err=True)
+        sys.exit(2)

@@ -59,17 +59,31 @@ class AdminSecret:
 
 
 def read_toml(value: str, *, what: str, can_be_text: bool = False) -> TomlSource:
-    """Parse ``value``, a path to a TOML file (or the TOML text itself when allowed)."""
-    path = Path(value)
-    if path.is_file():
-        label = str(path)
-        text = path.read_text(encoding="utf-8")
-    elif can_be_text:
-        label = f"the {what} text"
-        text = value
-    else:
-        raise ConfigError(f"{what} file {value!r} does not exist")
-    return parse_toml(text, label=label)
+    """Parse ``value``, a path to a TOML file (or the TOML text itself when allowed).
+
+    The value is never quoted in an error: it may be TOML text holding secrets.
+    """
+    if _is_file(value):
+        path = Path(value)
+        return parse_toml(path.read_text(encoding="utf-8"), label=str(path))
+    if can_be_text:
+        return parse_toml(value, label=f"the {what} text")
+    shown = f" {value!r}" if _looks_like_path(value) else ""
+    raise ConfigError(
+        f"the {what} file{shown} does not exist "
+        "(to pass the TOML text itself, add --config_or_admin_secret_can_be_text)"
+    )
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # too long, or a NUL: TOML text, not a path
+        return False
+
+
+def _looks_like_path(value: str) -> bool:
+    return len(value) < 256 and not any(c in value for c in '\n="')
 
 
 def parse_toml(text: str, *, label: str) -> TomlSource:
@@ -179,20 +193,43 @@ def _describe(expected: Any) -> str:
     return names.get(expected, getattr(expected, "__name__", str(expected)))
 
 
-def add_table(path: Path, name: str, table: Mapping[str, Any]) -> None:
-    """Add ``[name]`` to the TOML file at ``path`` (created, mode 0600: it holds secrets)."""
-    existing = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    if name in existing:
-        raise ConfigError(f"{path}: repository [{name}] already exists")
-    atomic_write(path, tomli_w.dumps({**existing, name: dict(table)}).encode(), mode=0o600)
+def add_tables(additions: Mapping[Path, tuple[str, Mapping[str, Any]]]) -> None:
+    """Add a ``[name]`` table to each TOML file (created, mode 0600: they hold secrets).
+
+    Every file is checked before any is written, so a clash leaves all of them unchanged.
+    """
+    documents = {}
+    for path, (name, table) in additions.items():
+        existing = read_toml(str(path), what="config").data if path.exists() else {}
+        if name in existing:
+            raise ConfigError(f"{path}: repository [{name}] already exists")
+        documents[path] = {**existing, name: dict(table)}
+    for path, document in documents.items():
+        atomic_write(path, tomli_w.dumps(document).encode(), mode=0o600)
 
 
-def config_from_flags(type_name: str, name: str, flags: Mapping[str, str]) -> BackendConfig:
-    """A repository's settings from command-line flags (strings, converted to the field types)."""
+def config_table(path: Path, name: str, type_name: str) -> dict[str, Any]:
+    """The ``[name]`` table of a config file, which must be of backend ``type_name``."""
+    source = read_toml(str(path), what="config")
+    if name not in source.data:
+        raise ConfigError(f"{source.label}: no repository [{name}]")
+    table = dict(_table(source, name))
+    if table.get("type") != type_name:
+        raise ConfigError(
+            f"{source.label}: repository [{name}] has type {table.get('type')!r}, not {type_name!r}"
+        )
+    return table
+
+
+def config_from_flags(
+    type_name: str, name: str, flags: Mapping[str, str], *, base: Mapping[str, Any]
+) -> BackendConfig:
+    """A repository's settings: ``base`` (from a config table) updated by command-line flags
+    (strings, converted to the field types)."""
     config_class = backend_class(type_name).config_class
     hints = typing.get_type_hints(config_class)
     where = f"repository {name!r} from the command line"
-    values: dict[str, Any] = {"name": name, "type": type_name}
+    values: dict[str, Any] = {**base, "name": name, "type": type_name}
     for key, text in flags.items():
         expected = hints.get(key)
         values[key] = _from_text(text, expected, key=key, where=where)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from packaging.utils import (
+    InvalidName,
     InvalidSdistFilename,
     InvalidWheelFilename,
     canonicalize_name,
@@ -31,14 +32,23 @@ def parse_dist_filename(filename: str) -> DistFile:
                 f"invalid filename {filename!r}: expected a wheel (.whl) "
                 "or an sdist (.tar.gz or .zip)"
             )
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as error:
+        project = canonicalize_name(name, validate=True)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion, InvalidName) as error:
         raise BadRequest(f"invalid filename {filename!r}: {error}") from None
-    return DistFile(filename=filename, project=canonicalize_name(name), version=str(version))
+    return DistFile(filename=filename, project=project, version=str(version))
 
 
 def normalize_project(name: str) -> str:
     """The PEP 503 normalised form of a project name."""
     return canonicalize_name(name)
+
+
+def validate_project(name: str) -> str:
+    """The normalised form of a valid project name (PEP 508); ``BadRequest`` otherwise."""
+    try:
+        return canonicalize_name(name, validate=True)
+    except InvalidName:
+        raise BadRequest(f"{name!r} is not a valid project name.") from None
 
 
 def content_type(filename: str) -> str:

@@ -6,6 +6,18 @@ import os
 import tempfile
 from pathlib import Path
 
+# A file's identity and state: a file replaced by ``atomic_write`` never keeps all three.
+FileVersion = tuple[int, int, int]
+
+
+def file_version(path: Path) -> FileVersion | None:
+    """(inode, mtime in ns, size) of ``path``, or ``None`` when it does not exist."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data``: write a temp file beside it, fsync, rename, fsync dir."""

@@ -17,7 +17,7 @@ import filelock
 
 from private_pypi_core.backend import Backend, BackendConfig, FileExists
 from private_pypi_core.errors import Conflict, StorageUnavailable
-from private_pypi_core.files import atomic_write
+from private_pypi_core.files import FileVersion, atomic_write, file_version
 from private_pypi_core.index import IndexEntry, PackageIndex, build_index, index_from_remote
 from private_pypi_core.plugins import backend_class
 
@@ -44,28 +44,25 @@ class Repository:
         self.folder = root / "cache" / config.name
         self.folder.mkdir(parents=True, exist_ok=True)
         self.local_index_path = self.folder / "index.toml"
+        self.synced_marker = self.folder / "index.synced"  # its mtime: the last sync
         self.lock = filelock.FileLock(self.folder / "index.lock", timeout=LOCK_TIMEOUT_SECONDS)
         self._index = PackageIndex()
-        self._index_key: tuple[int, int] | None = None
+        self._index_version: FileVersion | None = None
 
     @property
     def index(self) -> PackageIndex:
         """The local index, reloaded when another worker (or a sync) replaced it."""
-        try:
-            stat = os.stat(self.local_index_path)
-        except FileNotFoundError:
-            return self._index
-        key = (stat.st_ino, stat.st_size)
-        if key != self._index_key:
+        version = file_version(self.local_index_path)
+        if version is not None and version != self._index_version:
             data = self.local_index_path.read_bytes()
             self._index = PackageIndex.from_toml(data, label=str(self.local_index_path))
-            self._index_key = key
+            self._index_version = version
         return self._index
 
     def index_mtime(self) -> int:
-        """When the local index was last synced or written (epoch seconds), 0 if never."""
+        """When the local index was last synced from the remote one (epoch seconds), 0 if never."""
         try:
-            return int(os.stat(self.local_index_path).st_mtime)
+            return int(os.stat(self.synced_marker).st_mtime)
         except FileNotFoundError:
             return 0
 
@@ -103,7 +100,11 @@ class Repository:
                 # Stored earlier but never indexed (e.g. a crash in between): index what is there.
                 remote = build_index(self.backend, remote)
                 self._write_remote_and_local(remote)
-                stored = remote.entries[entry.filename]
+                stored = remote.entries.get(entry.filename)
+                if stored is None:
+                    raise StorageUnavailable(
+                        f"{entry.filename!r} is in the store but cannot be listed from it."
+                    ) from None
                 return self._same_file_or_conflict(entry.sha256, stored.sha256, entry.filename)
             self._write_remote_and_local(remote.with_entry(entry))
         log.info("repository %s: published %s", self.name, entry.filename)
@@ -135,10 +136,9 @@ class Repository:
             unchanged = self.local_index_path.read_bytes() == data
         except FileNotFoundError:
             unchanged = False
-        if unchanged:
-            os.utime(self.local_index_path)  # records the sync time for /index_mtime/
-        else:
+        if not unchanged:  # an unchanged file keeps its version: no worker reloads it
             atomic_write(self.local_index_path, data)
+        self.synced_marker.touch()
 
     @staticmethod
     def _same_file_or_conflict(uploaded_sha256: str, stored_sha256: str, filename: str) -> bool:

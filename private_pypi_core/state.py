@@ -2,11 +2,13 @@
 
 A server's repositories come from, in this order of precedence:
 
-1. ``--config`` (and ``--admin_secret``) given at start;
-2. the config last POSTed to ``/initialize/``, kept under ROOT/initialized/;
+1. the config last POSTed to ``/initialize/``, kept under ROOT/initialized/;
+2. ``--config`` (and ``--admin_secret``) given at start;
 3. the embedded default: one file-system repository named ``local`` whose secrets are
    generated once under ROOT/embedded/ (mode 0600).
 
+Starting with ``--config`` forgets an earlier ``/initialize/`` (``forget_initialized``): the
+operator's flags win at start, an admin's re-initialisation wins while the server runs.
 Every worker process reloads when ROOT/initialized/config.toml is replaced.
 """
 
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,14 +23,14 @@ from private_pypi_core.auth import generate_secret
 from private_pypi_core.config import (
     AdminSecret,
     TomlSource,
-    add_table,
+    add_tables,
     load_admin_secrets,
     load_repositories,
     parse_toml,
     read_toml,
 )
 from private_pypi_core.errors import ConfigError
-from private_pypi_core.files import atomic_write
+from private_pypi_core.files import FileVersion, atomic_write, file_version
 from private_pypi_core.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ class ServerSettings:
     """The ``private_pypi server`` flags that every worker needs."""
 
     root: Path
-    config: str | None = None
-    admin_secret: str | None = None
+    config: str | None = field(default=None, repr=False)  # may be TOML text with secrets
+    admin_secret: str | None = field(default=None, repr=False)
     config_or_admin_secret_can_be_text: bool = False
     auth_read_expires: int = 3600
     auth_write_expires: int = 300
@@ -94,17 +95,27 @@ def ensure_embedded_default(settings: ServerSettings) -> bool:
         return False
     write_secret = generate_secret()
     table = {"type": EMBEDDED_TYPE, "read_secret": generate_secret(), "write_secret": write_secret}
-    add_table(settings.embedded_config, EMBEDDED_REPOSITORY, table)
-    add_table(
-        settings.embedded_admin_secret,
-        EMBEDDED_REPOSITORY,
-        {"type": EMBEDDED_TYPE, "raw": write_secret},
+    add_tables(
+        {
+            settings.embedded_config: (EMBEDDED_REPOSITORY, table),
+            settings.embedded_admin_secret: (
+                EMBEDDED_REPOSITORY,
+                {"type": EMBEDDED_TYPE, "raw": write_secret},
+            ),
+        }
     )
     return True
 
 
 def load_configuration(settings: ServerSettings) -> Configuration:
     """The repositories and admin secrets this server serves now (see the module doc)."""
+    if settings.initialized_config.exists():
+        return _configuration(
+            Origin.INITIALIZED,
+            read_toml(str(settings.initialized_config), what="config"),
+            read_toml(str(settings.initialized_admin_secret), what="admin secret"),
+            settings.root,
+        )
     if settings.config is not None:
         text_ok = settings.config_or_admin_secret_can_be_text
         config = read_toml(settings.config, what="config", can_be_text=text_ok)
@@ -114,13 +125,6 @@ def load_configuration(settings: ServerSettings) -> Configuration:
             else TomlSource(label="no admin secret", data={})
         )
         return _configuration(Origin.FLAGS, config, admin, settings.root)
-    if settings.initialized_config.exists():
-        return _configuration(
-            Origin.INITIALIZED,
-            read_toml(str(settings.initialized_config), what="config"),
-            read_toml(str(settings.initialized_admin_secret), what="admin secret"),
-            settings.root,
-        )
     ensure_embedded_default(settings)
     return _configuration(
         Origin.EMBEDDED,
@@ -128,6 +132,12 @@ def load_configuration(settings: ServerSettings) -> Configuration:
         read_toml(str(settings.embedded_admin_secret), what="admin secret"),
         settings.root,
     )
+
+
+def forget_initialized(settings: ServerSettings) -> None:
+    """Drop a configuration posted to ``/initialize/`` by an earlier run of the server."""
+    settings.initialized_config.unlink(missing_ok=True)
+    settings.initialized_admin_secret.unlink(missing_ok=True)
 
 
 def initialize(settings: ServerSettings, config_text: str, admin_secret_text: str) -> Configuration:
@@ -144,12 +154,9 @@ def initialize(settings: ServerSettings, config_text: str, admin_secret_text: st
     return configuration
 
 
-def config_generation(settings: ServerSettings) -> int:
-    """Changes whenever ``/initialize/`` replaced the config (an inode, 0 if never)."""
-    try:
-        return os.stat(settings.initialized_config).st_ino
-    except FileNotFoundError:
-        return 0
+def config_generation(settings: ServerSettings) -> FileVersion | None:
+    """Changes whenever ``/initialize/`` replaced the config; ``None`` if it never did."""
+    return file_version(settings.initialized_config)
 
 
 def _configuration(

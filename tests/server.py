@@ -78,13 +78,10 @@ def start_server(
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
     log_path = root.parent / f"{root.name}-server-{port}.log"
-    argv = (
-        private_pypi_command()
-        + (
-            command
-            if command is not None
-            else ["server", str(root), "--host", "127.0.0.1", f"--port={port}", *args]
-        )
+    argv = private_pypi_command() + (
+        command
+        if command is not None
+        else ["server", str(root), "--host", "127.0.0.1", f"--port={port}", *args]
     )
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

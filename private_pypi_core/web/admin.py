@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 import falcon.asgi
 
 from private_pypi_core.backend import Access
 from private_pypi_core.errors import BadRequest, Unauthorized
+from private_pypi_core.web.forms import read_text_form
 from private_pypi_core.web.runtime import Runtime
 
 
@@ -43,21 +42,10 @@ class Initialize:
                 "Re-initialising this server needs an admin credential: HTTP basic auth with a "
                 "repository name from the admin secret file and its secret."
             )
-        form = await _form(req)
+        form = await read_text_form(req, what="POST /initialize/")
+        missing = [key for key in ("config", "admin_secret") if key not in form]
+        if missing:
+            raise BadRequest(f"POST /initialize/ needs the form field(s): {', '.join(missing)}.")
         new = await self.runtime.reinitialize(form["config"], form["admin_secret"])
         resp.content_type = falcon.MEDIA_TEXT
         resp.text = f"Initialized: {', '.join(new.repositories)}\n"
-
-
-async def _form(req: falcon.asgi.Request) -> dict[str, str]:
-    """``config`` and ``admin_secret`` from an urlencoded or a multipart form."""
-    values: dict[str, Any] = {}
-    if (req.content_type or "").startswith("multipart/form-data"):
-        async for part in await req.get_media():
-            values[part.name] = (await part.get_data()).decode("utf-8")
-    else:
-        values = dict(await req.get_media())
-    missing = [key for key in ("config", "admin_secret") if not isinstance(values.get(key), str)]
-    if missing:
-        raise BadRequest(f"POST /initialize/ needs the form field(s): {', '.join(missing)}.")
-    return {key: values[key] for key in ("config", "admin_secret")}

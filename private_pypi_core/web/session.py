@@ -8,6 +8,7 @@ import falcon.asgi
 from private_pypi_core.auth import SESSION_COOKIE, Credential
 from private_pypi_core.backend import Access
 from private_pypi_core.web import pages
+from private_pypi_core.web.forms import read_text_form
 from private_pypi_core.web.runtime import Runtime
 
 HTML = "text/html; charset=utf-8"
@@ -22,9 +23,9 @@ class Login:
         resp.text = pages.login_page()
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        form = await req.get_media()
+        form = await read_text_form(req, what="POST /login/")
         credential = Credential(
-            repository=str(form.get("repository", "")), secret=str(form.get("secret", ""))
+            repository=form.get("repository", ""), secret=form.get("secret", "")
         )
         repository = self.runtime.configuration.repositories.get(credential.repository)
         access = Access.NONE

@@ -11,6 +11,8 @@ import falcon.asgi
 from private_pypi_core.backend import Access
 from private_pypi_core.dists import content_type, normalize_project
 from private_pypi_core.errors import NotFound
+from private_pypi_core.index import IndexEntry
+from private_pypi_core.repository import Repository
 from private_pypi_core.web import pages
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.upload import receive_upload
@@ -83,13 +85,17 @@ class FileDownload:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
+    async def on_head(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project: str, filename: str
+    ) -> None:
+        _, entry = await self._find(req, project, filename)
+        resp.content_type = content_type(filename)
+        resp.content_length = entry.size
+
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project: str, filename: str
     ) -> None:
-        repository = await self.runtime.authorize(req, Access.READ)
-        entry = repository.index.entries.get(filename)
-        if entry is None or entry.project != normalize_project(project):
-            raise NotFound(f"No file {filename!r} in project {project!r}.")
+        repository, entry = await self._find(req, project, filename)
         try:
             stream = await self.runtime.run(repository.backend.open_file, entry.dist)
         except FileNotFoundError:
@@ -97,6 +103,15 @@ class FileDownload:
         resp.content_type = content_type(filename)
         resp.content_length = entry.size
         resp.stream = self._chunks(stream)
+
+    async def _find(
+        self, req: falcon.asgi.Request, project: str, filename: str
+    ) -> tuple[Repository, IndexEntry]:
+        repository = await self.runtime.authorize(req, Access.READ)
+        entry = repository.index.entries.get(filename)
+        if entry is None or entry.project != normalize_project(project):
+            raise NotFound(f"No file {filename!r} in project {project!r}.")
+        return repository, entry
 
     async def _chunks(self, stream: BinaryIO) -> AsyncIterator[bytes]:
         try:

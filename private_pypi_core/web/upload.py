@@ -20,7 +20,7 @@ from falcon.media.multipart import MultipartParseError
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from private_pypi_core.dists import normalize_project, parse_dist_filename
+from private_pypi_core.dists import parse_dist_filename, validate_project
 from private_pypi_core.errors import BadRequest, PayloadTooLarge
 from private_pypi_core.index import IndexEntry
 from private_pypi_core.repository import Upload
@@ -112,7 +112,7 @@ def _checked_entry(fields: dict[str, str], received: _ReceivedFile) -> IndexEntr
     dist = parse_dist_filename(received.filename)
     if received.size == 0:
         raise BadRequest(f"{received.filename!r} is empty.")
-    if "name" in fields and normalize_project(fields["name"]) != dist.project:
+    if "name" in fields and validate_project(fields["name"]) != dist.project:
         raise BadRequest(
             f"The filename {received.filename!r} names project {dist.project!r}, "
             f"but the form says name={fields['name']!r}."

@@ -13,4 +13,3 @@ def test_server_starts_on_embedded_default_and_asks_for_credentials(server: Runn
     assert config.stat().st_mode & 0o777 == 0o600
     assert server.secret() not in server.log()
     assert str(config) in server.log()
-

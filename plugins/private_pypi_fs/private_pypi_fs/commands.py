@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from private_pypi_core.auth import generate_secret
-from private_pypi_core.config import add_table
+from private_pypi_core.config import add_tables
 from private_pypi_fs.backend import FileSystemBackend
 
 
@@ -40,7 +40,7 @@ def init_pkg_repo(
     if storage_path:
         Path(storage_path).mkdir(parents=True, exist_ok=True)
         table["storage_path"] = str(Path(storage_path).resolve())
-    add_table(config, name, table)
-    add_table(admin_secret, name, {"type": FileSystemBackend.type, "raw": table["write_secret"]})
+    admin_table = {"type": FileSystemBackend.type, "raw": table["write_secret"]}
+    add_tables({config: (name, table), admin_secret: (name, admin_table)})
     typer.echo(f"Added repository [{name}] to {config} and {admin_secret}.")
     typer.echo(f"Its read_secret (for pip) and write_secret (for twine) are in {config}.")
