@@ -44,7 +44,7 @@ class Repository:
         self.folder = root / "cache" / config.name
         self.folder.mkdir(parents=True, exist_ok=True)
         self.local_index_path = self.folder / "index.toml"
-        self.synced_marker = self.folder / "index.synced"  # its mtime: the last sync
+        self.synced_marker = self.folder / "index.synced"  # its mtime: the last update
         self.lock = filelock.FileLock(self.folder / "index.lock", timeout=LOCK_TIMEOUT_SECONDS)
         self._index = PackageIndex()
         self._index_version: FileVersion | None = None
@@ -60,7 +60,7 @@ class Repository:
         return self._index
 
     def index_mtime(self) -> int:
-        """When the local index was last synced from the remote one (epoch seconds), 0 if never."""
+        """When the local index was last synced or written (epoch seconds), 0 if never."""
         try:
             return int(os.stat(self.synced_marker).st_mtime)
         except FileNotFoundError:
@@ -129,6 +129,7 @@ class Repository:
         data = index.to_toml()
         self.backend.write_index(data)
         atomic_write(self.local_index_path, data)
+        self.synced_marker.touch()
 
     def _store_local(self, index: PackageIndex) -> None:
         data = index.to_toml()
