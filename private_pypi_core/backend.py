@@ -48,6 +48,10 @@ class DistFile:
     project: str  # normalised (PEP 503)
     version: str
 
+    def companion(self, suffix: str) -> DistFile:
+        """The file stored beside this one under ``filename + suffix`` (e.g. ``.metadata``)."""
+        return DistFile(self.filename + suffix, self.project, self.version)
+
 
 @dataclass(frozen=True)
 class StoredFile:
@@ -59,20 +63,33 @@ class StoredFile:
     sha256: str | None = None  # give it when the store knows it; the core computes it otherwise
 
 
-class BackendError(Exception):
-    """The store failed in a way the user cannot fix by changing the request (a 503)."""
+@dataclass(frozen=True)
+class IndexFile:
+    """The remote index file as read, with the store's version of it (an ETag, a blob sha...)."""
+
+    data: bytes
+    version: str
 
 
 class FileExists(Exception):
     """The file is already stored: a backend never overwrites a file."""
 
 
+class IndexConflict(Exception):
+    """The remote index changed since it was read: the core reads it again and retries."""
+
+
 class Backend(ABC):
     """The storage and auth of one package repository.
 
     One instance serves one repository for the life of a server process (or one command).
-    Methods may be called from several threads at once; writes of the same file or of the
-    index are serialised by the core with a lock under the server's ROOT.
+    Methods may be called from several threads at once. On one server the core serialises
+    uploads and index writes with a lock under its ROOT; several servers sharing one store are
+    kept apart by the store itself: ``write_file`` never overwrites and ``write_index`` only
+    replaces the version that was read.
+
+    A file name may carry a companion suffix, such as ``.metadata`` for the core metadata
+    served beside a wheel (PEP 658): store and list such files like any other.
     """
 
     #: The ``type = "..."`` of the config tables this backend serves.
@@ -110,9 +127,25 @@ class Backend(ABC):
         """Remove a stored file; raise ``FileNotFoundError`` when it is absent."""
 
     @abstractmethod
-    def read_index(self) -> bytes | None:
-        """The remote index file's bytes, or ``None`` when there is none yet."""
+    def read_index(self) -> IndexFile | None:
+        """The remote index file, or ``None`` when there is none yet.
+
+        Called every ``sync_index_interval``: a remote store should make it cheap when nothing
+        changed (e.g. a conditional GET with the last ETag, answered from memory on a 304).
+        """
 
     @abstractmethod
-    def write_index(self, data: bytes) -> None:
-        """Replace the remote index file atomically."""
+    def write_index(self, data: bytes, replaces: IndexFile | None) -> None:
+        """Replace the remote index file atomically, if it is still the version ``replaces``.
+
+        ``replaces=None`` means "only if there is no index file yet". Raise ``IndexConflict``
+        when the stored version is another (another server wrote in between).
+        """
+
+    def download_url(self, dist: DistFile) -> str | None:
+        """A URL the client may fetch the file from directly, or ``None`` to stream it.
+
+        For stores that hand out short-lived signed URLs; the server answers a download with a
+        redirect to it, so the bytes never pass through the server.
+        """
+        return None

@@ -26,12 +26,13 @@ from typing import Any
 
 import tomli_w
 
-from private_pypi_core.backend import Backend, DistFile
+from private_pypi_core.backend import Backend, DistFile, IndexFile
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.errors import BadRequest, ConfigError
 
 FORMAT_VERSION = 1
 HASH_CHUNK_BYTES = 1 << 20
+COMPANION_SUFFIXES = (".metadata",)
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ def build_index(backend: Backend, previous: PackageIndex) -> PackageIndex:
     """
     entries = {}
     for stored in backend.list_files():
+        if stored.filename.endswith(COMPANION_SUFFIXES):
+            continue
         try:
             dist = parse_dist_filename(stored.filename)
         except BadRequest as error:
@@ -133,14 +136,15 @@ def build_index(backend: Backend, previous: PackageIndex) -> PackageIndex:
             filename=stored.filename,
             project=dist.project,
             version=dist.version,
-            sha256=stored.sha256 or _sha256_of(backend, dist),
+            sha256=stored.sha256 or sha256_of(backend, dist),
             size=stored.size,
             upload_time=stored.upload_time,
         )
     return PackageIndex(entries)
 
 
-def _sha256_of(backend: Backend, dist: DistFile) -> str:
+def sha256_of(backend: Backend, dist: DistFile) -> str:
+    """The sha256 of a stored file, read from the store."""
     digest = hashlib.sha256()
     with backend.open_file(dist) as stream:
         while chunk := stream.read(HASH_CHUNK_BYTES):
@@ -148,5 +152,5 @@ def _sha256_of(backend: Backend, dist: DistFile) -> str:
     return digest.hexdigest()
 
 
-def index_from_remote(data: bytes | None, *, label: str) -> PackageIndex:
-    return PackageIndex() if data is None else PackageIndex.from_toml(data, label=label)
+def index_from_remote(remote: IndexFile | None, *, label: str) -> PackageIndex:
+    return PackageIndex() if remote is None else PackageIndex.from_toml(remote.data, label=label)

@@ -9,21 +9,30 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
 
-from private_pypi_core.backend import Backend, BackendConfig, FileExists
+from private_pypi_core.backend import Backend, BackendConfig, FileExists, IndexConflict, IndexFile
 from private_pypi_core.errors import Conflict, StorageUnavailable
 from private_pypi_core.files import FileVersion, atomic_write, file_version
-from private_pypi_core.index import IndexEntry, PackageIndex, build_index, index_from_remote
+from private_pypi_core.index import (
+    IndexEntry,
+    PackageIndex,
+    build_index,
+    index_from_remote,
+    sha256_of,
+)
 from private_pypi_core.plugins import backend_class
 
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 60
+INDEX_WRITE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class Repository:
             with self.lock.acquire(timeout=LOCK_TIMEOUT_SECONDS if wait else 0):
                 if not wait and not self.sync_due():
                     return False  # another worker synced while this one waited for the lock
-                self._store_local(self._fetch_remote())
+                self._store_local(self._fetch_remote()[1])
                 return True
         except filelock.Timeout:
             return False
@@ -89,55 +98,65 @@ class Repository:
         """
         entry = upload.entry
         with self.lock:
-            remote = self._fetch_remote()
-            known = remote.entries.get(entry.filename)
+            known = self._fetch_remote()[1].entries.get(entry.filename)
             if known is not None:
-                self._store_local(remote)
                 return self._same_file_or_conflict(entry.sha256, known.sha256, entry.filename)
             try:
                 self.backend.write_file(entry.dist, upload.path)
             except FileExists:
-                # Stored earlier but never indexed (e.g. a crash in between): index what is there.
-                remote = build_index(self.backend, remote)
-                self._write_remote_and_local(remote)
-                stored = remote.entries.get(entry.filename)
-                if stored is None:
-                    raise StorageUnavailable(
-                        f"{entry.filename!r} is in the store but cannot be listed from it."
-                    ) from None
-                return self._same_file_or_conflict(entry.sha256, stored.sha256, entry.filename)
-            self._write_remote_and_local(remote.with_entry(entry))
-        log.info("repository %s: published %s", self.name, entry.filename)
-        return True
+                # Stored by another server, or by a crash before indexing: compare what is there.
+                stored_sha256 = sha256_of(self.backend, entry.dist)
+                self._same_file_or_conflict(entry.sha256, stored_sha256, entry.filename)
+                created = False
+            else:
+                created = True
+            self._update_remote(
+                lambda index: index.with_entry(index.entries.get(entry.filename, entry))
+            )
+        if created:
+            log.info("repository %s: published %s", self.name, entry.filename)
+        return created
 
     def rebuild_index(self) -> PackageIndex:
         """Rebuild the remote index from what the backend stores, and the local copy with it."""
         with self.lock:
-            index = build_index(self.backend, self._fetch_remote())
-            self._write_remote_and_local(index)
-        return index
+            return self._update_remote(lambda index: build_index(self.backend, index))
 
-    def _fetch_remote(self) -> PackageIndex:
+    def _fetch_remote(self) -> tuple[IndexFile | None, PackageIndex]:
         label = f"the remote index of repository {self.name!r}"
         try:
-            data = self.backend.read_index()
+            remote = self.backend.read_index()
         except OSError as error:
             raise StorageUnavailable(f"{label} cannot be read: {error}") from error
-        return index_from_remote(data, label=label)
+        return remote, index_from_remote(remote, label=label)
 
-    def _write_remote_and_local(self, index: PackageIndex) -> None:
-        data = index.to_toml()
-        self.backend.write_index(data)
-        atomic_write(self.local_index_path, data)
-        self.synced_marker.touch()
+    def _update_remote(self, change: Callable[[PackageIndex], PackageIndex]) -> PackageIndex:
+        """Apply ``change`` to the remote index, again on a fresh copy when another server
+        wrote in between, then store the result locally."""
+        for attempt in range(INDEX_WRITE_ATTEMPTS):
+            remote, index = self._fetch_remote()
+            changed = change(index)
+            try:
+                self.backend.write_index(changed.to_toml(), replaces=remote)
+            except IndexConflict:
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                continue
+            self._store_local(changed)
+            return changed
+        raise StorageUnavailable(
+            f"the remote index of repository {self.name!r} kept changing while being written; "
+            "try again"
+        )
 
     def _store_local(self, index: PackageIndex) -> None:
+        """Make ``index`` the local index (an unchanged one keeps its file, so no worker
+        reloads it) and record the time."""
         data = index.to_toml()
         try:
             unchanged = self.local_index_path.read_bytes() == data
         except FileNotFoundError:
             unchanged = False
-        if not unchanged:  # an unchanged file keeps its version: no worker reloads it
+        if not unchanged:
             atomic_write(self.local_index_path, data)
         self.synced_marker.touch()
 

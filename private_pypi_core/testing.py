@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from private_pypi_core.backend import Access, Backend, DistFile, FileExists
+from private_pypi_core.backend import Access, Backend, DistFile, FileExists, IndexConflict
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.index import PackageIndex, build_index
 
@@ -42,7 +42,9 @@ def _source(tmp_path: Path, filename: str, data: bytes) -> tuple[DistFile, Path]
     path = tmp_path / "upload" / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    return parse_dist_filename(filename), path
+    dist_filename = filename.removesuffix(".metadata")
+    dist = parse_dist_filename(dist_filename)
+    return (dist.companion(".metadata") if dist_filename != filename else dist), path
 
 
 def _read(backend: Backend, dist: DistFile) -> bytes:
@@ -121,10 +123,39 @@ class BackendConformance:
             subject.backend.delete_file(dist)
 
     def test_index_file_round_trips_and_is_not_a_package(self, subject: BackendUnderTest) -> None:
-        subject.backend.write_index(b"format = 1\n")
-        subject.backend.write_index(b"format = 1\n[files]\n")
-        assert subject.backend.read_index() == b"format = 1\n[files]\n"
+        subject.backend.write_index(b"format = 1\n", replaces=None)
+        first = subject.backend.read_index()
+        assert first is not None and first.data == b"format = 1\n"
+        subject.backend.write_index(b"format = 1\n[files]\n", replaces=first)
+        second = subject.backend.read_index()
+        assert second is not None and second.data == b"format = 1\n[files]\n"
+        assert second.version != first.version
         assert list(subject.backend.list_files()) == []
+
+    def test_index_write_from_a_stale_read_is_refused(self, subject: BackendUnderTest) -> None:
+        subject.backend.write_index(b"format = 1\n", replaces=None)
+        stale = subject.backend.read_index()
+        subject.backend.write_index(b"format = 1\n[files]\n", replaces=stale)
+        with pytest.raises(IndexConflict):
+            subject.backend.write_index(b"lost update", replaces=stale)
+        with pytest.raises(IndexConflict):
+            subject.backend.write_index(b"lost update", replaces=None)
+        current = subject.backend.read_index()
+        assert current is not None and current.data == b"format = 1\n[files]\n"
+
+    def test_companion_file_is_stored_beside_its_distribution(
+        self, subject: BackendUnderTest, tmp_path: Path
+    ) -> None:
+        dist, source = _source(tmp_path, WHEEL, b"wheel")
+        subject.backend.write_file(dist, source)
+        metadata = dist.companion(".metadata")
+        _, metadata_source = _source(tmp_path / "meta", metadata.filename, b"Name: demo")
+        subject.backend.write_file(metadata, metadata_source)
+        assert _read(subject.backend, metadata) == b"Name: demo"
+        assert sorted(f.filename for f in subject.backend.list_files()) == [
+            WHEEL,
+            metadata.filename,
+        ]
 
     def test_index_built_from_storage_has_true_hashes(
         self, subject: BackendUnderTest, tmp_path: Path

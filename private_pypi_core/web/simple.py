@@ -96,6 +96,9 @@ class FileDownload:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project: str, filename: str
     ) -> None:
         repository, entry = await self._find(req, project, filename)
+        redirect = await self.runtime.run(repository.backend.download_url, entry.dist)
+        if redirect is not None:
+            raise falcon.HTTPFound(redirect)
         try:
             stream = await self.runtime.run(repository.backend.open_file, entry.dist)
         except FileNotFoundError:

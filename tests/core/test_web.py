@@ -78,9 +78,11 @@ class Site:
         )
 
     def stored_files(self) -> list[str]:
-        """Every distribution file in the repository's storage folder."""
+        """Every file in the repository's storage folder but the index and its lock."""
         return sorted(
-            p.name for p in self.storage.rglob("*") if p.is_file() and p.name != "index.toml"
+            p.name
+            for p in self.storage.rglob("*")
+            if p.is_file() and p.name not in {"index.toml", ".index.lock"}
         )
 
     def upload_temp_files(self) -> list[Path]:

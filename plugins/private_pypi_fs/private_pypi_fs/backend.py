@@ -4,11 +4,13 @@ Layout under the storage folder (``<ROOT>/cache/<name>/storage`` unless ``storag
 otherwise)::
 
     index.toml                      the remote index file
+    .index.lock                     serialises index writes of every server using the folder
     <project>/<filename>            the distribution files
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import shutil
@@ -19,17 +21,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+import filelock
+
 from private_pypi_core.backend import (
     Access,
     Backend,
     BackendConfig,
     DistFile,
     FileExists,
+    IndexConflict,
+    IndexFile,
     StoredFile,
 )
 from private_pypi_core.files import atomic_write, fsync_dir
 
 INDEX_FILENAME = "index.toml"
+INDEX_LOCK_FILENAME = ".index.lock"
 TEMP_SUFFIX = ".tmp"
 
 
@@ -54,6 +61,7 @@ class FileSystemBackend(Backend):
             else root / "cache" / config.name / "storage"
         )
         self.storage.mkdir(parents=True, exist_ok=True)
+        self.index_lock = filelock.FileLock(self.storage / INDEX_LOCK_FILENAME)
 
     def authenticate(self, secret: str) -> Access:
         # Both comparisons always run, so timing does not tell which secret was close.
@@ -101,17 +109,27 @@ class FileSystemBackend(Backend):
         self._path(dist).unlink()
         fsync_dir(self._path(dist).parent)
 
-    def read_index(self) -> bytes | None:
+    def read_index(self) -> IndexFile | None:
         try:
-            return (self.storage / INDEX_FILENAME).read_bytes()
+            data = (self.storage / INDEX_FILENAME).read_bytes()
         except FileNotFoundError:
             return None
+        return IndexFile(data=data, version=_version_of(data))
 
-    def write_index(self, data: bytes) -> None:
-        atomic_write(self.storage / INDEX_FILENAME, data)
+    def write_index(self, data: bytes, replaces: IndexFile | None) -> None:
+        # The lock lives in the store, so servers with different ROOTs sharing it agree.
+        with self.index_lock:
+            current = self.read_index()
+            if (current and current.version) != (replaces and replaces.version):
+                raise IndexConflict(str(self.storage / INDEX_FILENAME))
+            atomic_write(self.storage / INDEX_FILENAME, data)
 
     def _path(self, dist: DistFile) -> Path:
         return self.storage / dist.project / dist.filename
+
+
+def _version_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _secret_equals(given: str, expected: str) -> bool:
