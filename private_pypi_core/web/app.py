@@ -46,6 +46,7 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
         app.add_route(path, resource)
         app.add_route(f"{path}/", resource)
 
+    app.add_error_handler(OSError, _storage_error)
     app.add_error_handler(UserError, _user_error)
     app.set_error_serializer(_plain_text_error)
     return app
@@ -82,6 +83,17 @@ async def _user_error(
     resp.text = f"{error}\n"
     if error.http_status == 401:
         resp.set_header("WWW-Authenticate", 'Basic realm="private-pypi"')
+
+
+async def _storage_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: OSError, params: Any
+) -> None:
+    """A store (disk, network service) failed: the request may succeed later."""
+    log.error("%s %s: storage error: %s", req.method, req.path, error)
+    resp.status = falcon.HTTP_503
+    resp.content_type = falcon.MEDIA_TEXT
+    resp.set_header("Retry-After", "30")
+    resp.text = "The package storage is unavailable right now; try again later.\n"
 
 
 def _plain_text_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
