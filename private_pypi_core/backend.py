@@ -12,7 +12,7 @@ import builtins
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, ClassVar
@@ -38,6 +38,9 @@ class BackendConfig:
     type: str
     max_file_bytes: int = 5_368_709_119
     sync_index_interval: int = 60
+    # PEP 708, by project name: the index pages this repository's project tracks or mirrors.
+    tracks: dict[str, list[str]] = field(default_factory=dict)
+    alternate_locations: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

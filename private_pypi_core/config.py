@@ -179,6 +179,13 @@ def _matches(value: object, expected: Any) -> bool:
         return any(_matches(value, option) for option in typing.get_args(expected))
     if expected is type(None):
         return value is None
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items()
+        )
+    if origin is list:
+        return isinstance(value, list) and all(_matches(item, args[0]) for item in value)
     if expected is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if expected is float:
@@ -189,6 +196,11 @@ def _matches(value: object, expected: Any) -> bool:
 def _describe(expected: Any) -> str:
     if isinstance(expected, types.UnionType):
         return " or ".join(_describe(option) for option in typing.get_args(expected))
+    if typing.get_origin(expected) is dict:
+        key, value = typing.get_args(expected)
+        return f"a table of {_describe(key)} to {_describe(value)}"
+    if typing.get_origin(expected) is list:
+        return f"a list of {_describe(typing.get_args(expected)[0])}"
     names = {int: "an integer", str: "a string", bool: "true or false", float: "a number"}
     return names.get(expected, getattr(expected, "__name__", str(expected)))
 

@@ -39,6 +39,12 @@ class NotFound(UserError):
     http_status = 404
 
 
+class NotAcceptable(UserError):
+    """No format the client accepts is offered."""
+
+    http_status = 406
+
+
 class Conflict(UserError):
     """The upload clashes with a stored file."""
 

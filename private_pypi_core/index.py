@@ -10,29 +10,38 @@ The same format is used for the remote index file in a backend and the server's 
     sha256 = "..."
     size = 1234
     upload_time = 2026-11-26T09:00:00Z
-    requires_python = ">=3.9"
+    requires_python = ">=3.9"          # optional keys from here on
+    md5 = "..."
+    blake2b_256 = "..."
+    metadata_sha256 = "..."            # the core metadata is stored as "<filename>.metadata"
+    yanked = "broken build"            # PEP 592; "" when yanked without a reason
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import shutil
+import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import tomli_w
+from packaging.version import Version
 
-from private_pypi_core.backend import Backend, DistFile, IndexFile
+from private_pypi_core.backend import Backend, DistFile, FileExists, IndexFile, StoredFile
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.errors import BadRequest, ConfigError
+from private_pypi_core.hashing import CHUNK_BYTES, file_hashes, stream_hashes
+from private_pypi_core.metadata import COMPANION_SUFFIX, extract_core_metadata, parse_metadata
 
 FORMAT_VERSION = 1
-HASH_CHUNK_BYTES = 1 << 20
-COMPANION_SUFFIXES = (".metadata",)
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +51,28 @@ class IndexEntry:
     """One published distribution file."""
 
     filename: str
-    project: str
+    project: str  # normalised
     version: str
     sha256: str
     size: int
     upload_time: datetime
     requires_python: str | None = None
+    md5: str | None = None
+    blake2b_256: str | None = None
+    metadata_sha256: str | None = None  # set when "<filename>.metadata" is stored
+    yanked: str | None = None  # None: not yanked; otherwise the reason, possibly ""
 
     @property
     def dist(self) -> DistFile:
         return DistFile(filename=self.filename, project=self.project, version=self.version)
+
+    @property
+    def metadata_dist(self) -> DistFile:
+        return self.dist.companion(COMPANION_SUFFIX)
+
+    @cached_property
+    def parsed_version(self) -> Version:
+        return Version(self.version)
 
 
 @dataclass(frozen=True)
@@ -71,19 +92,11 @@ class PackageIndex:
     def with_entry(self, entry: IndexEntry) -> PackageIndex:
         return PackageIndex({**self.entries, entry.filename: entry})
 
+    def with_entries(self, entries: Iterable[IndexEntry]) -> PackageIndex:
+        return PackageIndex({**self.entries, **{e.filename: e for e in entries}})
+
     def to_toml(self) -> bytes:
-        files = {}
-        for filename, entry in sorted(self.entries.items()):
-            table: dict[str, Any] = {
-                "project": entry.project,
-                "version": entry.version,
-                "sha256": entry.sha256,
-                "size": entry.size,
-                "upload_time": entry.upload_time,
-            }
-            if entry.requires_python:
-                table["requires_python"] = entry.requires_python
-            files[filename] = table
+        files = {filename: _table(entry) for filename, entry in sorted(self.entries.items())}
         return tomli_w.dumps({"format": FORMAT_VERSION, "files": files}).encode()
 
     @classmethod
@@ -98,18 +111,21 @@ class PackageIndex:
             raise ConfigError(f"{label}: not a valid index file: {error}") from None
 
 
+def _table(entry: IndexEntry) -> dict[str, Any]:
+    values = dataclasses.asdict(entry)
+    del values["filename"]
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def _entry(filename: str, table: Mapping[str, Any]) -> IndexEntry:
     upload_time = table["upload_time"]
     if not isinstance(upload_time, datetime):
         raise TypeError(f"upload_time of {filename!r} is not a datetime")
+    known = {f.name for f in dataclasses.fields(IndexEntry)} - {"filename", "upload_time"}
     return IndexEntry(
+        **{key: value for key, value in table.items() if key in known},
         filename=filename,
-        project=table["project"],
-        version=table["version"],
-        sha256=table["sha256"],
-        size=table["size"],
         upload_time=upload_time if upload_time.tzinfo else upload_time.replace(tzinfo=UTC),
-        requires_python=table.get("requires_python"),
     )
 
 
@@ -117,39 +133,83 @@ def build_index(backend: Backend, previous: PackageIndex) -> PackageIndex:
     """The index of what ``backend`` stores now.
 
     Entries of ``previous`` are kept for files still stored with the same size (they hold what
-    only the upload knew, such as ``requires_python``); other files are hashed from storage.
+    only the upload knew, such as a yank); other files are hashed from storage, and their core
+    metadata is extracted and stored beside them when it is missing.
     """
+    stored = {f.filename: f for f in backend.list_files()}
     entries = {}
-    for stored in backend.list_files():
-        if stored.filename.endswith(COMPANION_SUFFIXES):
+    for filename, stored_file in stored.items():
+        if filename.endswith(COMPANION_SUFFIX):
             continue
         try:
-            dist = parse_dist_filename(stored.filename)
+            dist = parse_dist_filename(filename)
         except BadRequest as error:
             log.warning("skipping a stored file that is not a distribution: %s", error)
             continue
-        known = previous.entries.get(stored.filename)
-        if known is not None and known.size == stored.size:
-            entries[stored.filename] = known
+        known = previous.entries.get(filename)
+        if known is not None and known.size == stored_file.size:
+            entries[filename] = known
             continue
-        entries[stored.filename] = IndexEntry(
-            filename=stored.filename,
-            project=dist.project,
-            version=dist.version,
-            sha256=stored.sha256 or sha256_of(backend, dist),
-            size=stored.size,
-            upload_time=stored.upload_time,
-        )
+        has_metadata = filename + COMPANION_SUFFIX in stored
+        entries[filename] = _entry_from_storage(backend, dist, stored_file, has_metadata)
     return PackageIndex(entries)
+
+
+def _entry_from_storage(
+    backend: Backend, dist: DistFile, stored: StoredFile, has_metadata: bool
+) -> IndexEntry:
+    with tempfile.TemporaryDirectory(prefix="private-pypi-index-") as temp_dir:
+        local = Path(temp_dir) / dist.filename
+        with backend.open_file(dist) as stream, open(local, "wb") as copy:
+            shutil.copyfileobj(stream, copy, CHUNK_BYTES)
+        hashes = file_hashes(local)
+        metadata = _stored_metadata(backend, dist) if has_metadata else None
+        if metadata is None:
+            metadata = _backfill_metadata(backend, dist, local, Path(temp_dir))
+    requires_python = None
+    if metadata is not None:
+        requires_python = parse_metadata(metadata, dist.filename).get("requires_python")
+    return IndexEntry(
+        filename=dist.filename,
+        project=dist.project,
+        version=dist.version,
+        sha256=hashes["sha256"],
+        md5=hashes["md5"],
+        blake2b_256=hashes["blake2b_256"],
+        size=stored.size,
+        upload_time=stored.upload_time,
+        requires_python=requires_python,
+        metadata_sha256=hashlib.sha256(metadata).hexdigest() if metadata is not None else None,
+    )
+
+
+def _stored_metadata(backend: Backend, dist: DistFile) -> bytes:
+    with backend.open_file(dist.companion(COMPANION_SUFFIX)) as stream:
+        return stream.read()
+
+
+def _backfill_metadata(
+    backend: Backend, dist: DistFile, local: Path, temp_dir: Path
+) -> bytes | None:
+    try:
+        metadata = extract_core_metadata(local, dist)
+    except BadRequest as error:
+        log.warning("no core metadata for %s: %s", dist.filename, error)
+        return None
+    if metadata is not None:
+        companion = temp_dir / (dist.filename + COMPANION_SUFFIX)
+        companion.write_bytes(metadata)
+        try:
+            backend.write_file(dist.companion(COMPANION_SUFFIX), companion)
+        except FileExists:
+            return _stored_metadata(backend, dist)  # written meanwhile by another server
+    return metadata
 
 
 def sha256_of(backend: Backend, dist: DistFile) -> str:
     """The sha256 of a stored file, read from the store."""
-    digest = hashlib.sha256()
     with backend.open_file(dist) as stream:
-        while chunk := stream.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return stream_hashes(stream)["sha256"]
 
 
 def index_from_remote(remote: IndexFile | None, *, label: str) -> PackageIndex:

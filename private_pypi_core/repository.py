@@ -7,6 +7,7 @@ and a lock that serialises index writes and syncs across workers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -37,10 +38,12 @@ INDEX_WRITE_ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class Upload:
-    """A received file, complete and checked, waiting in a local temp file."""
+    """A received file, complete and checked, waiting in a local temp file (and its core
+    metadata in another, when it has any)."""
 
     entry: IndexEntry
     path: Path
+    metadata_path: Path | None = None
 
 
 class Repository:
@@ -110,6 +113,10 @@ class Repository:
                 created = False
             else:
                 created = True
+            if upload.metadata_path is not None:
+                # Before the index lists the file: never advertise metadata that is not served.
+                with contextlib.suppress(FileExists):  # left by an interrupted attempt
+                    self.backend.write_file(entry.metadata_dist, upload.metadata_path)
             self._update_remote(
                 lambda index: index.with_entry(index.entries.get(entry.filename, entry))
             )

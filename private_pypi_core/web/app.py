@@ -27,7 +27,8 @@ MAX_FORM_PARTS = 4096
 
 def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
     runtime = Runtime(settings)
-    app = falcon.asgi.App(middleware=[IndexSync(runtime)])
+    middleware: list[Any] = [IndexSync(runtime), VaryOnAccept()]
+    app = falcon.asgi.App(middleware=middleware)
     app.req_options.media_handlers[falcon.MEDIA_MULTIPART] = _multipart_handler()
 
     simple_root = SimpleRoot(runtime)
@@ -67,6 +68,22 @@ class IndexSync:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+
+
+class VaryOnAccept:
+    """``Vary: Accept`` on every simple page (PEP 691), redirects and errors included, so
+    caches keep the HTML and JSON forms apart."""
+
+    async def process_response(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: Any,
+        req_succeeded: bool,
+    ) -> None:
+        path = req.path
+        if path.startswith("/simple") and (path.endswith("/") or path.count("/") <= 2):
+            resp.vary = ("Accept",)
 
 
 def _multipart_handler() -> MultipartFormHandler:

@@ -1,20 +1,29 @@
-"""HTML pages: the PEP 503 simple pages and the login form."""
+"""The simple pages (PEP 503 HTML, PEP 691 JSON) and the login form.
+
+Every page states API version 1.1 (PEP 629, PEP 700): every file carries its size and upload
+time, every project page its versions. Core metadata is advertised only where it is served
+(PEP 658, both spellings of PEP 714 in HTML, never ``dist-info-metadata`` in JSON).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
 from private_pypi_core.index import IndexEntry
 
-API_VERSION = "1.0"  # PEP 629
+API_VERSION = "1.1"
 
 
-def _page(title: str, body: str) -> str:
+def _html(title: str, body: str, head: str = "") -> str:
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
         f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"{head}"
         f"    <title>{escape(title)}</title>\n  </head>\n  <body>\n"
         f"{body}  </body>\n</html>\n"
     )
@@ -22,19 +31,87 @@ def _page(title: str, body: str) -> str:
 
 def root_page(projects: Iterable[str]) -> str:
     links = "".join(f'    <a href="{quote(p)}/">{escape(p)}</a><br/>\n' for p in projects)
-    return _page("Simple index", links)
+    return _html("Simple index", links)
 
 
-def project_page(project: str, entries: Iterable[IndexEntry]) -> str:
+def root_json(projects: Iterable[str]) -> bytes:
+    return _json(
+        {"meta": {"api-version": API_VERSION}, "projects": [{"name": p} for p in projects]}
+    )
+
+
+def project_page(
+    project: str,
+    entries: Iterable[IndexEntry],
+    tracks: Sequence[str] = (),
+    alternate_locations: Sequence[str] = (),
+) -> str:
+    head = "".join(
+        f'    <meta name="pypi:{name}" content="{escape(url)}">\n'
+        for name, urls in (("tracks", tracks), ("alternate-locations", alternate_locations))
+        for url in urls
+    )
     links = []
     for entry in entries:
         attributes = f'href="{quote(entry.filename)}#sha256={entry.sha256}"'
         if entry.requires_python:
             attributes += f' data-requires-python="{escape(entry.requires_python)}"'
+        if entry.metadata_sha256:
+            digest = f"sha256={entry.metadata_sha256}"
+            attributes += f' data-core-metadata="{digest}" data-dist-info-metadata="{digest}"'
+        if entry.yanked is not None:
+            attributes += f' data-yanked="{escape(entry.yanked)}"'
         links.append(f"    <a {attributes}>{escape(entry.filename)}</a><br/>\n")
-    return _page(
-        f"Links for {project}", f"    <h1>Links for {escape(project)}</h1>\n" + "".join(links)
-    )
+    body = f"    <h1>Links for {escape(project)}</h1>\n" + "".join(links)
+    return _html(f"Links for {project}", body, head)
+
+
+def project_json(
+    project: str,
+    entries: Sequence[IndexEntry],
+    tracks: Sequence[str] = (),
+    alternate_locations: Sequence[str] = (),
+) -> bytes:
+    page: dict[str, Any] = {
+        "meta": {"api-version": API_VERSION},
+        "name": project,
+        "versions": _versions(entries),
+        "files": [_file_json(entry) for entry in entries],
+    }
+    if tracks:
+        page["tracks"] = list(tracks)
+    if alternate_locations:
+        page["alternate-locations"] = list(alternate_locations)
+    return _json(page)
+
+
+def _file_json(entry: IndexEntry) -> dict[str, Any]:
+    file: dict[str, Any] = {
+        "filename": entry.filename,
+        "url": quote(entry.filename),
+        "hashes": {"sha256": entry.sha256},
+        "yanked": entry.yanked or (entry.yanked is not None),
+        "core-metadata": {"sha256": entry.metadata_sha256} if entry.metadata_sha256 else False,
+        "size": entry.size,
+        "upload-time": upload_time(entry),
+    }
+    if entry.requires_python:
+        file["requires-python"] = entry.requires_python
+    return file
+
+
+def upload_time(entry: IndexEntry) -> str:
+    """ISO 8601 in UTC with microseconds and ``Z``, as PEP 700 spells it."""
+    return entry.upload_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _versions(entries: Sequence[IndexEntry]) -> list[str]:
+    parsed = {entry.version: entry.parsed_version for entry in entries}
+    return sorted(parsed, key=parsed.__getitem__)
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def login_page(message: str = "") -> str:
@@ -50,4 +127,4 @@ def login_page(message: str = "") -> str:
         '      <button type="submit">Log in</button>\n'
         "    </form>\n"
     )
-    return _page("Log in", form)
+    return _html("Log in", form)

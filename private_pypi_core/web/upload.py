@@ -5,14 +5,16 @@ The file part is streamed to a temp file while it is hashed; nothing holds it wh
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 import falcon
 import falcon.asgi
@@ -22,7 +24,9 @@ from packaging.version import InvalidVersion, Version
 
 from private_pypi_core.dists import parse_dist_filename, validate_project
 from private_pypi_core.errors import BadRequest, PayloadTooLarge
+from private_pypi_core.hashing import new_digests
 from private_pypi_core.index import IndexEntry
+from private_pypi_core.metadata import extract_core_metadata, parse_metadata
 from private_pypi_core.repository import Upload
 
 FILE_FIELD = "content"
@@ -30,7 +34,7 @@ FILE_FIELD = "content"
 # declared Content-Length against max_file_bytes.
 FORM_OVERHEAD_BYTES = 4 << 20
 FILETYPE_SUFFIXES = {"bdist_wheel": (".whl",), "sdist": (".tar.gz", ".zip")}
-DIGEST_FIELDS = {"sha256_digest": "sha256", "md5_digest": "md5", "blake2_256_digest": "blake2b"}
+DIGEST_FIELDS = {"sha256_digest": "sha256", "md5_digest": "md5", "blake2_256_digest": "blake2b_256"}
 
 
 @contextlib.asynccontextmanager
@@ -47,28 +51,34 @@ async def receive_upload(
     if req.content_length is not None and req.content_length > max_file_bytes + FORM_OVERHEAD_BYTES:
         raise PayloadTooLarge(_too_large(max_file_bytes))
     fd, temp_name = tempfile.mkstemp(dir=temp_dir, prefix=".upload-", suffix=".tmp")
+    path = Path(temp_name)
+    metadata_path = path.with_suffix(".metadata")
     try:
         with os.fdopen(fd, "wb") as temp:
             fields, received = await _read_form(req, temp, max_file_bytes)
-        yield Upload(entry=_checked_entry(fields, received), path=Path(temp_name))
+        entry = _checked_entry(fields, received)
+        metadata = await asyncio.to_thread(extract_core_metadata, path, entry.dist)
+        if metadata is None:
+            yield Upload(entry=entry, path=path)
+            return
+        metadata_path.write_bytes(metadata)
+        requires_python = parse_metadata(metadata, entry.filename).get("requires_python")
+        entry = dataclasses.replace(
+            entry,
+            metadata_sha256=hashlib.sha256(metadata).hexdigest(),
+            requires_python=requires_python or entry.requires_python,
+        )
+        yield Upload(entry=entry, path=path, metadata_path=metadata_path)
     finally:
-        Path(temp_name).unlink(missing_ok=True)
-
-
-class _Digest(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def hexdigest(self) -> str: ...
+        path.unlink(missing_ok=True)
+        metadata_path.unlink(missing_ok=True)
 
 
 class _ReceivedFile:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.size = 0
-        self.hashes: dict[str, _Digest] = {
-            "sha256": hashlib.sha256(),
-            "md5": hashlib.md5(usedforsecurity=False),
-            "blake2b": hashlib.blake2b(digest_size=32),
-        }
+        self.hashes = new_digests()
 
     def update(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -139,6 +149,8 @@ def _checked_entry(fields: dict[str, str], received: _ReceivedFile) -> IndexEntr
         project=dist.project,
         version=dist.version,
         sha256=received.hashes["sha256"].hexdigest(),
+        md5=received.hashes["md5"].hexdigest(),
+        blake2b_256=received.hashes["blake2b_256"].hexdigest(),
         size=received.size,
         upload_time=datetime.now(UTC),
         requires_python=_requires_python(fields.get("requires_python", "")),

@@ -298,7 +298,7 @@ def test_uploading_the_same_file_again_succeeds_and_changes_nothing(
     again = site.upload(wheel)
     assert again.status_code == 200
     assert "already stored" in again.text
-    assert site.stored_files() == [wheel.name]
+    assert site.stored_files() == [wheel.name, f"{wheel.name}.metadata"]
 
 
 def test_uploading_different_bytes_under_a_stored_name_is_a_conflict(
@@ -359,7 +359,7 @@ def test_upload_with_equivalent_name_and_version_spellings_is_accepted(
 ) -> None:
     result = site.upload(wheel, name="demo.PKG", version="1.0.0")
     assert result.status_code == 200, result.text
-    assert site.stored_files() == [wheel.name]
+    assert site.stored_files() == [wheel.name, f"{wheel.name}.metadata"]
 
 
 def test_upload_with_correct_digests_of_every_kind_is_accepted(site: Site, wheel: Path) -> None:
@@ -451,7 +451,7 @@ def test_file_of_exactly_max_file_bytes_is_accepted(tmp_path: Path, wheel: Path)
     client = TestClient(create_app(ServerSettings(root=root, config=str(config))))
     site = Site(client, root, read_secret="read-secret", write_secret="write-secret")
     assert site.upload(wheel).status_code == 200
-    assert site.stored_files() == [wheel.name]
+    assert site.stored_files() == [wheel.name, f"{wheel.name}.metadata"]
 
 
 def test_get_on_the_upload_url_is_not_allowed(site: Site) -> None:

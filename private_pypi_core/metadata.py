@@ -1,0 +1,119 @@
+"""Core metadata (PEP 658): read out of an uploaded wheel or sdist, and parsed for the JSON API.
+
+A wheel's ``<name>-<version>.dist-info/METADATA`` is always served; an sdist's ``PKG-INFO`` only
+when its Metadata-Version is 2.2 or newer (PEP 643: older sdists' metadata may be wrong).
+"""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from packaging.metadata import parse_email
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from private_pypi_core.backend import DistFile
+from private_pypi_core.errors import BadRequest
+
+COMPANION_SUFFIX = ".metadata"
+MAX_METADATA_BYTES = 16 << 20  # far above any real METADATA; refuses a decompression bomb
+RELIABLE_SDIST_METADATA = Version("2.2")
+
+
+def extract_core_metadata(path: Path, dist: DistFile) -> bytes | None:
+    """The core metadata file of the distribution at ``path``, or ``None`` for an sdist too
+    old to be trusted. ``BadRequest`` when the archive is broken, has no metadata, or its
+    metadata names another project or version than the filename."""
+    try:
+        if dist.filename.endswith(".whl"):
+            data = _wheel_metadata(path, dist)
+        elif dist.filename.endswith(".zip"):
+            data = _sdist_zip_metadata(path, dist)
+        else:
+            data = _sdist_tar_metadata(path, dist)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+        raise BadRequest(f"{dist.filename!r} is not a valid archive: {error}") from None
+    fields = parse_metadata(data, dist.filename)
+    _check_identity(fields, dist)
+    if dist.filename.endswith(".whl"):
+        return data
+    try:
+        metadata_version = Version(str(fields.get("metadata_version", "1.0")))
+    except InvalidVersion:
+        return None
+    return data if metadata_version >= RELIABLE_SDIST_METADATA else None
+
+
+def parse_metadata(data: bytes, filename: str) -> dict[str, Any]:
+    """The fields of a METADATA / PKG-INFO file, keyed as ``packaging.metadata.RawMetadata``."""
+    raw, _ = parse_email(data)
+    if "name" not in raw or "version" not in raw:
+        raise BadRequest(f"the metadata in {filename!r} lacks a Name or Version.")
+    return dict(raw)
+
+
+def _wheel_metadata(path: Path, dist: DistFile) -> bytes:
+    with zipfile.ZipFile(path) as wheel:
+        candidates = [
+            info
+            for info in wheel.infolist()
+            if len(PurePosixPath(info.filename).parts) == 2
+            and info.filename.endswith(".dist-info/METADATA")
+        ]
+        if len(candidates) != 1:
+            raise BadRequest(
+                f"{dist.filename!r} is not a valid wheel: it must hold exactly one "
+                ".dist-info/METADATA file."
+            )
+        return _read_zip_member(wheel, candidates[0], dist)
+
+
+def _sdist_zip_metadata(path: Path, dist: DistFile) -> bytes:
+    with zipfile.ZipFile(path) as sdist:
+        for info in sdist.infolist():
+            if _is_top_pkg_info(info.filename):
+                return _read_zip_member(sdist, info, dist)
+    raise BadRequest(f"{dist.filename!r} is not a valid sdist: it has no top-level PKG-INFO.")
+
+
+def _sdist_tar_metadata(path: Path, dist: DistFile) -> bytes:
+    with tarfile.open(path, "r:gz") as sdist:
+        for member in sdist:
+            if member.isfile() and _is_top_pkg_info(member.name):
+                if member.size > MAX_METADATA_BYTES:
+                    raise BadRequest(f"the PKG-INFO of {dist.filename!r} is too large.")
+                stream = sdist.extractfile(member)
+                assert stream is not None  # a regular file always has content
+                return stream.read()
+    raise BadRequest(f"{dist.filename!r} is not a valid sdist: it has no top-level PKG-INFO.")
+
+
+def _is_top_pkg_info(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return len(parts) == 2 and parts[1] == "PKG-INFO"
+
+
+def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dist: DistFile) -> bytes:
+    if info.file_size > MAX_METADATA_BYTES:
+        raise BadRequest(f"the metadata of {dist.filename!r} is too large.")
+    with archive.open(info) as member:
+        return member.read(MAX_METADATA_BYTES + 1)
+
+
+def _check_identity(fields: dict[str, Any], dist: DistFile) -> None:
+    name, version = str(fields["name"]), str(fields["version"])
+    if canonicalize_name(name) != dist.project:
+        raise BadRequest(
+            f"the metadata in {dist.filename!r} names project {name!r}, not {dist.project!r}."
+        )
+    try:
+        same_version = Version(version) == Version(dist.version)
+    except InvalidVersion:
+        same_version = False
+    if not same_version:
+        raise BadRequest(
+            f"the metadata in {dist.filename!r} names version {version!r}, not {dist.version!r}."
+        )
