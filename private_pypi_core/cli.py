@@ -17,7 +17,7 @@ import typer
 
 from private_pypi_core.backend import Access
 from private_pypi_core.config import config_from_flags, config_table
-from private_pypi_core.errors import ConfigError, Forbidden, UserError
+from private_pypi_core.errors import ConfigError, Forbidden, ServerError, UserError
 from private_pypi_core.plugins import plugin_manager
 from private_pypi_core.state import (
     EMBEDDED_REPOSITORY,
@@ -176,10 +176,7 @@ def update_index(
     """
     from private_pypi_core.repository import Repository
 
-    if secret is None and secret_env:
-        secret = os.environ.get(secret_env)
-    if not secret:
-        raise ConfigError("give --secret, or --secret_env naming a set variable")
+    secret = _secret(secret, secret_env)
     settings = config_table(config, name, type) if config is not None else {}
     repo_config = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
     repository = Repository(repo_config, root.resolve())
@@ -187,6 +184,69 @@ def update_index(
         raise Forbidden(f"the secret has no write permission on package repository {name!r}")
     index = repository.rebuild_index()
     typer.echo(f"Indexed {len(index.entries)} files of {len(index.projects)} projects in {name!r}.")
+
+
+ServerUrl = Annotated[str, typer.Option("--url", help="The server, e.g. https://pypi.example.com.")]
+RepositoryName = Annotated[
+    str, typer.Option("--repository", help="The package repository (the username).")
+]
+Secret = Annotated[str | None, typer.Option("--secret", help="The repository's write secret.")]
+SecretEnv = Annotated[
+    str | None, typer.Option("--secret_env", help="Read the secret from this variable.")
+]
+Project = Annotated[str, typer.Argument(help="The project, e.g. my-package.")]
+Target = Annotated[str, typer.Argument(help="A version (all its files) or one filename.")]
+
+
+@app.command()
+def yank(
+    project: Project,
+    target: Target,
+    repository: RepositoryName,
+    url: ServerUrl = "http://127.0.0.1:8888",
+    secret: Secret = None,
+    secret_env: SecretEnv = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, shown by installers.")] = "",
+) -> None:
+    """Yank files (PEP 592): installers skip them unless a version pins them exactly."""
+    form = {"project": project, "target": target, "reason": reason}
+    typer.echo(_manage(url, "yank", repository, _secret(secret, secret_env), form), nl=False)
+
+
+@app.command()
+def unyank(
+    project: Project,
+    target: Target,
+    repository: RepositoryName,
+    url: ServerUrl = "http://127.0.0.1:8888",
+    secret: Secret = None,
+    secret_env: SecretEnv = None,
+) -> None:
+    """Undo a yank."""
+    form = {"project": project, "target": target}
+    typer.echo(_manage(url, "unyank", repository, _secret(secret, secret_env), form), nl=False)
+
+
+def _secret(secret: str | None, secret_env: str | None) -> str:
+    if secret is None and secret_env:
+        secret = os.environ.get(secret_env)
+    if not secret:
+        raise ConfigError("give --secret, or --secret_env naming a set variable")
+    return secret
+
+
+def _manage(url: str, action: str, repository: str, secret: str, form: dict[str, str]) -> str:
+    """POST a management form to the server; its answer, or a ``UserError`` with its message."""
+    import requests
+
+    endpoint = f"{url.rstrip('/')}/{action}/"
+    try:
+        response = requests.post(endpoint, data=form, auth=(repository, secret), timeout=60)
+    except requests.RequestException as error:
+        raise ServerError(f"cannot reach {endpoint}: {error}") from None
+    if not response.ok:
+        raise ServerError(f"{endpoint} answered {response.status_code}: {response.text.strip()}")
+    return response.text
 
 
 def build_app() -> typer.Typer:

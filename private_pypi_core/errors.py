@@ -61,3 +61,9 @@ class StorageUnavailable(UserError):
     """The backend failed; retrying later may help."""
 
     http_status = 503
+
+
+class ServerError(UserError):
+    """A server that a command talks to refused or failed the request."""
+
+    http_status = 502

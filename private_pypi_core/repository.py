@@ -8,6 +8,7 @@ and a lock that serialises index writes and syncs across workers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
+from packaging.version import InvalidVersion, Version
 
 from private_pypi_core.backend import Backend, BackendConfig, FileExists, IndexConflict, IndexFile
-from private_pypi_core.errors import Conflict, StorageUnavailable
+from private_pypi_core.dists import normalize_project
+from private_pypi_core.errors import Conflict, NotFound, StorageUnavailable
 from private_pypi_core.files import FileVersion, atomic_write, file_version
 from private_pypi_core.index import (
     IndexEntry,
@@ -44,6 +47,13 @@ class Upload:
     entry: IndexEntry
     path: Path
     metadata_path: Path | None = None
+
+
+def _same_version(text: str, version: str) -> bool:
+    try:
+        return Version(text) == Version(version)
+    except InvalidVersion:
+        return False
 
 
 class Repository:
@@ -123,6 +133,35 @@ class Repository:
         if created:
             log.info("repository %s: published %s", self.name, entry.filename)
         return created
+
+    def set_yanked(self, project: str, target: str, reason: str | None) -> list[str]:
+        """Yank (PEP 592) the files of ``project`` that ``target`` names (a version or a
+        filename) with ``reason``, or unyank them with ``reason=None``; their filenames."""
+        normalized = normalize_project(project)
+
+        def selected(index: PackageIndex) -> list[IndexEntry]:
+            return [
+                entry
+                for entry in index.projects.get(normalized, [])
+                if target == entry.filename or _same_version(target, entry.version)
+            ]
+
+        with self.lock:
+            if not selected(self._fetch_remote()[1]):
+                raise NotFound(f"No file of project {normalized!r} matches {target!r}.")
+            changed = self._update_remote(
+                lambda index: index.with_entries(
+                    dataclasses.replace(entry, yanked=reason) for entry in selected(index)
+                )
+            )
+        filenames = [entry.filename for entry in selected(changed)]
+        log.info(
+            "repository %s: %s %s",
+            self.name,
+            "yanked" if reason is not None else "unyanked",
+            ", ".join(filenames),
+        )
+        return filenames
 
     def rebuild_index(self) -> PackageIndex:
         """Rebuild the remote index from what the backend stores, and the local copy with it."""

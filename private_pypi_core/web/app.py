@@ -15,6 +15,8 @@ from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 from private_pypi_core.errors import UserError
 from private_pypi_core.state import ServerSettings
 from private_pypi_core.web.admin import IndexMtime, Initialize
+from private_pypi_core.web.json_api import ProjectJson
+from private_pypi_core.web.manage import Yank
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.session import Login, Logout
 from private_pypi_core.web.simple import FileDownload, ProjectPage, SimpleRoot, Upload
@@ -38,11 +40,16 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
     app.add_route("/simple/{project}", ProjectPage(runtime))
     app.add_route("/simple/{project}/", ProjectPage(runtime))
     app.add_route("/simple/{project}/{filename}", FileDownload(runtime))
+    project_json = ProjectJson(runtime)
+    app.add_route("/pypi/{project}/json", project_json)
+    app.add_route("/pypi/{project}/{version}/json", project_json, suffix="version")
     for path, resource in [
         ("/login", Login(runtime)),
         ("/logout", Logout()),
         ("/index_mtime", IndexMtime(runtime)),
         ("/initialize", Initialize(runtime)),
+        ("/yank", Yank(runtime, yank=True)),
+        ("/unyank", Yank(runtime, yank=False)),
     ]:
         app.add_route(path, resource)
         app.add_route(f"{path}/", resource)
