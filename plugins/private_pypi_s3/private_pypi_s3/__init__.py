@@ -1,1 +1,0 @@
-"""S3-compatible object storage backend for private-pypi."""
