@@ -1,30 +1,28 @@
-"""The package index: every published file of a repository, and its TOML file format.
+"""The package index: every published file of a repository, and its file format.
 
-The same format is used for the remote index file in a backend and the server's local copy::
+The same JSON document is the remote index file in a backend and the server's local copy
+(JSON rather than TOML: at 100,000 files the standard library parses it in well under a
+second, where tomllib takes about nine)::
 
-    format = 1
-
-    [files."demo_pkg-1.0-py3-none-any.whl"]
-    project = "demo-pkg"
-    version = "1.0"
-    sha256 = "..."
-    size = 1234
-    upload_time = 2026-11-26T09:00:00Z
-    requires_python = ">=3.9"          # optional keys from here on
-    md5 = "..."
-    blake2b_256 = "..."
-    metadata_sha256 = "..."            # the core metadata is stored as "<filename>.metadata"
-    yanked = "broken build"            # PEP 592; "" when yanked without a reason
+    {"format": 1, "files": {
+      "demo_pkg-1.0-py3-none-any.whl": {
+        "project": "demo-pkg", "version": "1.0", "sha256": "...", "size": 1234,
+        "upload_time": "2026-11-26T09:00:00.123456+00:00",
+        "requires_python": ">=3.9",       optional keys from here on
+        "md5": "...", "blake2b_256": "...",
+        "metadata_sha256": "...",         the core metadata is stored as "<filename>.metadata"
+        "yanked": "broken build"          PEP 592; "" when yanked without a reason
+      }}}
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import shutil
 import tempfile
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +30,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 from packaging.version import Version
 
 from private_pypi_core.backend import Backend, DistFile, FileExists, IndexFile, StoredFile
@@ -95,37 +92,57 @@ class PackageIndex:
     def with_entries(self, entries: Iterable[IndexEntry]) -> PackageIndex:
         return PackageIndex({**self.entries, **{e.filename: e for e in entries}})
 
-    def to_toml(self) -> bytes:
-        files = {filename: _table(entry) for filename, entry in sorted(self.entries.items())}
-        return tomli_w.dumps({"format": FORMAT_VERSION, "files": files}).encode()
+    def to_bytes(self) -> bytes:
+        """The index file: one line per file, so a change reads as a one-line diff."""
+        compact = json.JSONEncoder(separators=(",", ":")).encode
+        lines = ",\n".join(
+            f"{compact(filename)}:{compact(_record(entry))}"
+            for filename, entry in sorted(self.entries.items())
+        )
+        return f'{{"format":{FORMAT_VERSION},"files":{{\n{lines}\n}}}}\n'.encode()
 
     @classmethod
-    def from_toml(cls, data: bytes, *, label: str) -> PackageIndex:
+    def from_bytes(cls, data: bytes, *, label: str) -> PackageIndex:
         """Parse an index file; ``ConfigError`` names ``label`` when it is unusable."""
         try:
-            document = tomllib.loads(data.decode())
+            document = json.loads(data)
             if document.get("format") != FORMAT_VERSION:
                 raise ConfigError(f"{label}: unsupported index format {document.get('format')!r}")
-            return cls({name: _entry(name, table) for name, table in document["files"].items()})
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+            return cls({name: _entry(name, record) for name, record in document["files"].items()})
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ConfigError(f"{label}: not a valid index file: {error}") from None
 
 
-def _table(entry: IndexEntry) -> dict[str, Any]:
-    values = dataclasses.asdict(entry)
-    del values["filename"]
-    return {key: value for key, value in values.items() if value is not None}
+OPTIONAL_FIELDS = tuple(
+    f.name for f in dataclasses.fields(IndexEntry) if f.default is not dataclasses.MISSING
+)
 
 
-def _entry(filename: str, table: Mapping[str, Any]) -> IndexEntry:
-    upload_time = table["upload_time"]
-    if not isinstance(upload_time, datetime):
-        raise TypeError(f"upload_time of {filename!r} is not a datetime")
-    known = {f.name for f in dataclasses.fields(IndexEntry)} - {"filename", "upload_time"}
+def _record(entry: IndexEntry) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "project": entry.project,
+        "version": entry.version,
+        "sha256": entry.sha256,
+        "size": entry.size,
+        "upload_time": entry.upload_time.isoformat(),
+    }
+    for name in OPTIONAL_FIELDS:
+        value = getattr(entry, name)
+        if value is not None:
+            record[name] = value
+    return record
+
+
+def _entry(filename: str, record: Mapping[str, Any]) -> IndexEntry:
+    upload_time = datetime.fromisoformat(record["upload_time"])
     return IndexEntry(
-        **{key: value for key, value in table.items() if key in known},
-        filename=filename,
-        upload_time=upload_time if upload_time.tzinfo else upload_time.replace(tzinfo=UTC),
+        filename,
+        record["project"],
+        record["version"],
+        record["sha256"],
+        record["size"],
+        upload_time if upload_time.tzinfo else upload_time.replace(tzinfo=UTC),
+        *(record.get(name) for name in OPTIONAL_FIELDS),
     )
 
 
@@ -213,4 +230,4 @@ def sha256_of(backend: Backend, dist: DistFile) -> str:
 
 
 def index_from_remote(remote: IndexFile | None, *, label: str) -> PackageIndex:
-    return PackageIndex() if remote is None else PackageIndex.from_toml(remote.data, label=label)
+    return PackageIndex() if remote is None else PackageIndex.from_bytes(remote.data, label=label)

@@ -65,7 +65,7 @@ class Repository:
         self.backend: Backend = backend_class(config.type)(config, root)
         self.folder = root / "cache" / config.name
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.local_index_path = self.folder / "index.toml"
+        self.local_index_path = self.folder / "index.json"
         self.synced_marker = self.folder / "index.synced"  # its mtime: the last update
         self.lock = filelock.FileLock(self.folder / "index.lock", timeout=LOCK_TIMEOUT_SECONDS)
         self._index = PackageIndex()
@@ -77,7 +77,7 @@ class Repository:
         version = file_version(self.local_index_path)
         if version is not None and version != self._index_version:
             data = self.local_index_path.read_bytes()
-            self._index = PackageIndex.from_toml(data, label=str(self.local_index_path))
+            self._index = PackageIndex.from_bytes(data, label=str(self.local_index_path))
             self._index_version = version
         return self._index
 
@@ -183,7 +183,7 @@ class Repository:
             remote, index = self._fetch_remote()
             changed = change(index)
             try:
-                self.backend.write_index(changed.to_toml(), replaces=remote)
+                self.backend.write_index(changed.to_bytes(), replaces=remote)
             except IndexConflict:
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))
                 continue
@@ -197,7 +197,7 @@ class Repository:
     def _store_local(self, index: PackageIndex) -> None:
         """Make ``index`` the local index (an unchanged one keeps its file, so no worker
         reloads it) and record the time."""
-        data = index.to_toml()
+        data = index.to_bytes()
         try:
             unchanged = self.local_index_path.read_bytes() == data
         except FileNotFoundError:

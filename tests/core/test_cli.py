@@ -97,7 +97,10 @@ def test_help_lists_the_core_and_plugin_commands() -> None:
     [
         (None, ["nowhere.toml", "does not exist"]),
         ("[team\n", ["config.toml", "not valid TOML"]),
-        ('[team]\ntype = "s3"\n', ["config.toml", "[team]", "installed backends: file_system"]),
+        (
+            '[team]\ntype = "no_such_store"\n',
+            ["config.toml", "[team]", "installed backends: ", "file_system"],
+        ),
         ('[team]\ntype = "file_system"\ncolour = "red"\n', ["[team]", "unknown key 'colour'"]),
     ],
     ids=["missing-file", "malformed", "unknown-type", "unknown-key"],
@@ -285,8 +288,8 @@ def test_update_index_with_the_read_secret_exits_2_and_writes_no_index(
         team["config"],
     )
     assert_one_line_error(result, "no write permission", "'team'")
-    assert not (root / "cache" / "team" / "storage" / "index.toml").exists()
-    assert not (root / "cache" / "team" / "index.toml").exists()
+    assert not (root / "cache" / "team" / "storage" / "index.json").exists()
+    assert not (root / "cache" / "team" / "index.json").exists()
 
 
 def test_update_index_without_a_secret_exits_2(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ class Site:
         return sorted(
             p.name
             for p in self.storage.rglob("*")
-            if p.is_file() and p.name not in {"index.toml", ".index.lock"}
+            if p.is_file() and p.name not in {"index.json", ".index.lock"}
         )
 
     def upload_temp_files(self) -> list[Path]:

@@ -42,7 +42,7 @@ def test_files_live_under_root_cache_name_storage_by_default(tmp_path: Path) -> 
 def test_storage_path_setting_moves_the_store(tmp_path: Path) -> None:
     backend = make_backend(tmp_path / "root", storage_path=str(tmp_path / "elsewhere"))
     backend.write_index(b"format = 1\n", replaces=None)
-    assert (tmp_path / "elsewhere" / "index.toml").read_bytes() == b"format = 1\n"
+    assert (tmp_path / "elsewhere" / "index.json").read_bytes() == b"format = 1\n"
 
 
 def test_unset_secret_opens_nothing(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Layout under the storage folder (``<ROOT>/cache/<name>/storage`` unless ``storage_path`` says
 otherwise)::
 
-    index.toml                      the remote index file
+    index.json                      the remote index file
     .index.lock                     serialises index writes of every server using the folder
     <project>/<filename>            the distribution files
 """
@@ -35,7 +35,7 @@ from private_pypi_core.backend import (
 )
 from private_pypi_core.files import atomic_write, fsync_dir
 
-INDEX_FILENAME = "index.toml"
+INDEX_FILENAME = "index.json"
 INDEX_LOCK_FILENAME = ".index.lock"
 TEMP_SUFFIX = ".tmp"
 
