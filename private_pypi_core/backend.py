@@ -122,7 +122,8 @@ class Backend(ABC):
         """Store ``source`` as ``dist``, atomically: readers see all of it or nothing.
 
         Raise ``FileExists`` when the file is already stored; never overwrite it.
-        ``source`` is a complete local file; the backend may not move or delete it.
+        ``source`` is a complete local file, already on disk (fsynced); the backend may not
+        move, change or delete it, but may hard-link it.
         """
 
     @abstractmethod

@@ -98,7 +98,7 @@ class Repository:
             with self.lock.acquire(timeout=LOCK_TIMEOUT_SECONDS if wait else 0):
                 if not wait and not self.sync_due():
                     return False  # another worker synced while this one waited for the lock
-                self._store_local(self._fetch_remote()[1])
+                self._sync_local()
                 return True
         except filelock.Timeout:
             return False
@@ -182,27 +182,36 @@ class Repository:
         for attempt in range(INDEX_WRITE_ATTEMPTS):
             remote, index = self._fetch_remote()
             changed = change(index)
+            data = changed.to_bytes()
             try:
-                self.backend.write_index(changed.to_bytes(), replaces=remote)
+                self.backend.write_index(data, replaces=remote)
             except IndexConflict:
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))
                 continue
-            self._store_local(changed)
+            self._store_local(data)
             return changed
         raise StorageUnavailable(
             f"the remote index of repository {self.name!r} kept changing while being written; "
             "try again"
         )
 
-    def _store_local(self, index: PackageIndex) -> None:
-        """Make ``index`` the local index (an unchanged one keeps its file, so no worker
-        reloads it) and record the time."""
-        data = index.to_bytes()
+    def _sync_local(self) -> None:
+        """Copy the remote index file to the local one, byte for byte."""
+        remote = self.backend.read_index()
+        data = remote.data if remote is not None else PackageIndex().to_bytes()
+        self._store_local(data, check=True)
+
+    def _store_local(self, data: bytes, *, check: bool = False) -> None:
+        """Make ``data`` the local index file and record the time. An unchanged file is left
+        alone, so no worker reloads it; with ``check``, a changed one is parsed first, so a
+        broken remote index never replaces a good local copy."""
         try:
             unchanged = self.local_index_path.read_bytes() == data
         except FileNotFoundError:
             unchanged = False
         if not unchanged:
+            if check:
+                PackageIndex.from_bytes(data, label=f"the remote index of {self.name!r}")
             atomic_write(self.local_index_path, data)
         self.synced_marker.touch()
 

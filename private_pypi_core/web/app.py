@@ -78,8 +78,8 @@ class IndexSync:
 
 
 class VaryOnAccept:
-    """``Vary: Accept`` on every simple page (PEP 691), redirects and errors included, so
-    caches keep the HTML and JSON forms apart."""
+    """``Vary: Accept, Accept-Encoding`` on every simple page (PEP 691), redirects and errors
+    included, so caches keep the HTML and JSON forms (and their gzip forms) apart."""
 
     async def process_response(
         self,
@@ -90,7 +90,7 @@ class VaryOnAccept:
     ) -> None:
         path = req.path
         if path.startswith("/simple") and (path.endswith("/") or path.count("/") <= 2):
-            resp.vary = ("Accept",)
+            resp.vary = ("Accept", "Accept-Encoding")
 
 
 def _multipart_handler() -> MultipartFormHandler:

@@ -24,6 +24,7 @@ from private_pypi_core.state import (
     initialize,
     load_configuration,
 )
+from private_pypi_core.web.page_cache import PageCache
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Runtime:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         self._generation = config_generation(settings)
         self._configuration = load_configuration(settings)
+        self._page_caches: dict[str, PageCache] = {}
 
     @property
     def configuration(self) -> Configuration:
@@ -51,6 +53,10 @@ class Runtime:
             self._generation = generation
             self.auth_cache.clear()
         return self._configuration
+
+    def pages(self, repository: Repository) -> PageCache:
+        """The rendered pages of ``repository`` in this worker."""
+        return self._page_caches.setdefault(repository.name, PageCache())
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.to_thread(function, *args)

@@ -11,11 +11,14 @@ import falcon.asgi
 from private_pypi_core.backend import Access, BackendConfig, DistFile
 from private_pypi_core.dists import content_type, normalize_project
 from private_pypi_core.errors import NotFound
-from private_pypi_core.index import IndexEntry
+from private_pypi_core.index import IndexEntry, PackageIndex
 from private_pypi_core.metadata import COMPANION_SUFFIX
 from private_pypi_core.repository import Repository
 from private_pypi_core.web import pages
+from private_pypi_core.web.conditional import accepts_gzip, not_modified
 from private_pypi_core.web.negotiation import HTML_LEGACY, JSON_V1, choose_format
+from private_pypi_core.web.page_cache import RenderedPage
+from private_pypi_core.web.ranges import byte_range, skip
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.upload import receive_upload
 
@@ -23,10 +26,30 @@ DOWNLOAD_CHUNK_BYTES = 1 << 20
 METADATA_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
-def _negotiate(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> str:
-    chosen = choose_format(req.get_header("Accept"), req.get_param("format"))
-    resp.content_type = f"{chosen}; charset=utf-8" if chosen == HTML_LEGACY else chosen
-    return chosen
+PAGE_CACHE_CONTROL = "private, max-age=0, must-revalidate"  # uploads show at once
+FILE_CACHE_CONTROL = "private, max-age=31536000, immutable"  # a published file never changes
+
+
+def _negotiate(req: falcon.asgi.Request) -> str:
+    return choose_format(req.get_header("Accept"), req.get_param("format"))
+
+
+def _serve_page(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, page: RenderedPage, media_type: str
+) -> None:
+    resp.content_type = f"{media_type}; charset=utf-8" if media_type == HTML_LEGACY else media_type
+    resp.cache_control = [PAGE_CACHE_CONTROL]
+    use_gzip = page.gzipped is not None and accepts_gzip(req)
+    resp.etag = page.gzip_etag if use_gzip else page.etag
+    resp.last_modified = page.last_modified
+    if not_modified(req, page.last_modified, page.etag, page.gzip_etag):
+        resp.status = falcon.HTTP_304
+        return
+    if use_gzip:
+        resp.set_header("Content-Encoding", "gzip")
+        resp.data = page.gzipped
+    else:
+        resp.data = page.body
 
 
 class Upload:
@@ -54,12 +77,15 @@ class SimpleRoot(Upload):
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         repository = await self.runtime.authorize(req, Access.READ)
-        chosen = _negotiate(req, resp)
-        projects = repository.index.projects
-        if chosen == JSON_V1:
-            resp.data = pages.root_json(projects)
-        else:
-            resp.text = pages.root_page(projects)
+        media_type = _negotiate(req)
+
+        def render(index: PackageIndex) -> bytes:
+            if media_type == JSON_V1:
+                return pages.root_json(index.projects)
+            return pages.root_page(index.projects).encode()
+
+        page = self.runtime.pages(repository).page(repository, (None, media_type), render)
+        _serve_page(req, resp, page, media_type)
 
     async def on_get_bare(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """``GET /simple``: to ``/simple/``, where the page's relative links resolve."""
@@ -85,18 +111,22 @@ class ProjectPage:
         normalized = normalize_project(project)
         if normalized != project or not req.path.endswith("/"):
             raise falcon.HTTPMovedPermanently(f"/simple/{normalized}/")
-        entries = repository.index.projects.get(normalized)
-        if entries is None:
+        if normalized not in repository.index.projects:
             extra_index_url = self.runtime.settings.extra_index_url
             if not extra_index_url:
                 raise NotFound(f"No project named {normalized!r} in {repository.name!r}.")
             raise falcon.HTTPSeeOther(f"{extra_index_url.rstrip('/')}/{normalized}/")
-        chosen = _negotiate(req, resp)
+        media_type = _negotiate(req)
         tracks, alternates = _pep708(repository.config, normalized)
-        if chosen == JSON_V1:
-            resp.data = pages.project_json(normalized, entries, tracks, alternates)
-        else:
-            resp.text = pages.project_page(normalized, entries, tracks, alternates)
+
+        def render(index: PackageIndex) -> bytes:
+            entries = index.projects[normalized]
+            if media_type == JSON_V1:
+                return pages.project_json(normalized, entries, tracks, alternates)
+            return pages.project_page(normalized, entries, tracks, alternates).encode()
+
+        page = self.runtime.pages(repository).page(repository, (normalized, media_type), render)
+        _serve_page(req, resp, page, media_type)
 
 
 def _pep708(config: BackendConfig, project: str) -> tuple[list[str], list[str]]:
@@ -119,28 +149,34 @@ class FileDownload:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project: str, filename: str
     ) -> None:
         _, entry, is_metadata = await self._find(req, project, filename)
-        if not is_metadata:
-            resp.content_type = content_type(filename)
-            resp.content_length = entry.size
+        _file_headers(resp, entry, is_metadata)
 
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project: str, filename: str
     ) -> None:
         repository, entry, is_metadata = await self._find(req, project, filename)
+        etag = _file_headers(resp, entry, is_metadata)
+        if not_modified(req, entry.upload_time, etag):
+            resp.status = falcon.HTTP_304
+            return
         if is_metadata:
-            resp.content_type = METADATA_CONTENT_TYPE
             resp.data = await self.runtime.run(_read_all, repository, entry.metadata_dist)
             return
         redirect = await self.runtime.run(repository.backend.download_url, entry.dist)
         if redirect is not None:
             raise falcon.HTTPFound(redirect)
+        first, last = 0, entry.size - 1
+        requested = byte_range(req, entry.size, etag)
+        if requested is not None:
+            first, last = requested
+            resp.status = falcon.HTTP_206
+            resp.content_range = (first, last, entry.size)
         try:
             stream = await self.runtime.run(repository.backend.open_file, entry.dist)
         except FileNotFoundError:
             raise NotFound(f"{filename!r} is listed but no longer stored.") from None
-        resp.content_type = content_type(filename)
-        resp.content_length = entry.size
-        resp.stream = self._chunks(stream)
+        resp.content_length = last - first + 1
+        resp.stream = self._chunks(stream, first, last - first + 1)
 
     async def _find(
         self, req: falcon.asgi.Request, project: str, filename: str
@@ -156,12 +192,34 @@ class FileDownload:
             raise NotFound(f"No file {filename!r} in project {project!r}.")
         return repository, entry, is_metadata
 
-    async def _chunks(self, stream: BinaryIO) -> AsyncIterator[bytes]:
+    async def _chunks(self, stream: BinaryIO, offset: int, length: int) -> AsyncIterator[bytes]:
         try:
-            while chunk := await self.runtime.run(stream.read, DOWNLOAD_CHUNK_BYTES):
+            if offset:
+                await self.runtime.run(skip, stream, offset)
+            while length > 0:
+                chunk = await self.runtime.run(stream.read, min(DOWNLOAD_CHUNK_BYTES, length))
+                if not chunk:
+                    break
+                length -= len(chunk)
                 yield chunk
         finally:
             stream.close()
+
+
+def _file_headers(resp: falcon.asgi.Response, entry: IndexEntry, is_metadata: bool) -> str:
+    """Set the headers of a file or metadata response; its ETag."""
+    if is_metadata:
+        resp.content_type = METADATA_CONTENT_TYPE
+        etag = f'"{entry.metadata_sha256}"'
+    else:
+        resp.content_type = content_type(entry.filename)
+        resp.content_length = entry.size
+        resp.accept_ranges = "bytes"
+        etag = f'"{entry.sha256}"'
+    resp.etag = etag
+    resp.last_modified = entry.upload_time
+    resp.cache_control = [FILE_CACHE_CONTROL]
+    return etag
 
 
 def _read_all(repository: Repository, dist: DistFile) -> bytes:

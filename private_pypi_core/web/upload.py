@@ -56,6 +56,8 @@ async def receive_upload(
     try:
         with os.fdopen(fd, "wb") as temp:
             fields, received = await _read_form(req, temp, max_file_bytes)
+            temp.flush()
+            await asyncio.to_thread(os.fsync, temp.fileno())  # durable before it is published
         entry = _checked_entry(fields, received)
         metadata = await asyncio.to_thread(extract_core_metadata, path, entry.dist)
         if metadata is None:

@@ -10,6 +10,7 @@ otherwise)::
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
@@ -89,6 +90,20 @@ class FileSystemBackend(Backend):
     def write_file(self, dist: DistFile, source: Path) -> None:
         destination = self._path(dist)
         destination.parent.mkdir(exist_ok=True)
+        try:
+            # Same file system (the server's ROOT holds both by default): a second name for
+            # the received file, no copy. link() never replaces a name: no overwrite, atomically.
+            os.link(source, destination)
+        except FileExistsError:
+            raise FileExists(dist.filename) from None
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            self._copy_in(dist, source, destination)
+        fsync_dir(destination.parent)
+
+    def _copy_in(self, dist: DistFile, source: Path, destination: Path) -> None:
+        """Copy ``source`` beside ``destination``, then link it in (another file system)."""
         fd, temp_name = tempfile.mkstemp(
             dir=destination.parent, prefix=f".{dist.filename}.", suffix=TEMP_SUFFIX
         )
@@ -97,13 +112,11 @@ class FileSystemBackend(Backend):
                 shutil.copyfileobj(data, temp, 1 << 20)
                 temp.flush()
                 os.fsync(temp.fileno())
-            # link() never replaces an existing name: the no-overwrite rule, atomically.
             os.link(temp_name, destination)
         except FileExistsError:
             raise FileExists(dist.filename) from None
         finally:
             Path(temp_name).unlink(missing_ok=True)
-        fsync_dir(destination.parent)
 
     def delete_file(self, dist: DistFile) -> None:
         self._path(dist).unlink()

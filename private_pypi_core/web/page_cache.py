@@ -1,0 +1,72 @@
+"""Simple pages rendered once per index change and served as bytes, with validators.
+
+A worker keeps one cache per repository. When the repository's index is replaced (an upload,
+a sync), pages of projects whose files did not change are kept; the others, and the root
+page, are rendered again on their next request.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from private_pypi_core.index import PackageIndex
+from private_pypi_core.repository import Repository
+
+GZIP_MIN_BYTES = 1024  # smaller pages gain nothing from compression
+GZIP_LEVEL = 6
+
+# (project, or None for the root page; media type)
+PageKey = tuple[str | None, str]
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    body: bytes
+    gzipped: bytes | None
+    etag: str  # strong, quoted; the gzip form adds "-gz" inside the quotes
+    last_modified: datetime
+
+    @classmethod
+    def of(cls, body: bytes) -> RenderedPage:
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        gzipped = gzip.compress(body, GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
+        now = datetime.now(UTC).replace(microsecond=0)
+        return cls(body=body, gzipped=gzipped, etag=f'"{digest}"', last_modified=now)
+
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gz"'
+
+
+class PageCache:
+    def __init__(self) -> None:
+        self._repository: Repository | None = None
+        self._index: PackageIndex | None = None
+        self._pages: dict[PageKey, RenderedPage] = {}
+
+    def page(
+        self, repository: Repository, key: PageKey, render: Callable[[PackageIndex], bytes]
+    ) -> RenderedPage:
+        index = repository.index
+        if repository is not self._repository:
+            self._repository, self._index, self._pages = repository, index, {}
+        elif index is not self._index:
+            self._keep_unchanged(index)
+        page = self._pages.get(key)
+        if page is None:
+            page = self._pages[key] = RenderedPage.of(render(index))
+        return page
+
+    def _keep_unchanged(self, index: PackageIndex) -> None:
+        old_projects = self._index.projects if self._index is not None else {}
+        new_projects = index.projects
+        self._pages = {
+            (project, media_type): page
+            for (project, media_type), page in self._pages.items()
+            if project is not None and old_projects.get(project) == new_projects.get(project)
+        }
+        self._index = index
