@@ -79,6 +79,42 @@ class AuthCache:
         return credential.repository, hashlib.sha256(credential.secret.encode()).digest()
 
 
+class FailureThrottle:
+    """Slows a client that keeps sending wrong secrets: after ``free`` failures within
+    ``window`` seconds, each further failure is answered only after a delay that doubles up
+    to ``max_delay``. Counted per worker process and client address; a success clears it."""
+
+    def __init__(
+        self,
+        free: int = 5,
+        window: float = 60.0,
+        max_delay: float = 2.0,
+        max_clients: int = 10_000,
+    ) -> None:
+        self.free, self.window, self.max_delay, self.max_clients = (
+            free,
+            window,
+            max_delay,
+            max_clients,
+        )
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def failed(self, client: str) -> float:
+        """Record a failure; the seconds to wait before answering it."""
+        now = time.monotonic()
+        count, since = self._failures.get(client, (0, now))
+        if now - since > self.window:
+            count, since = 0, now
+        if len(self._failures) >= self.max_clients and client not in self._failures:
+            self._failures.pop(next(iter(self._failures)))  # bounded memory: forget the oldest
+        self._failures[client] = (count + 1, since)
+        excess = count + 1 - self.free
+        return 0.0 if excess <= 0 else min(0.1 * 2 ** (excess - 1), self.max_delay)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
 class SessionSigner:
     """Signs and checks the browser session cookie, which grants read access to one repository.
 

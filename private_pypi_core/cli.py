@@ -25,6 +25,7 @@ from private_pypi_core.state import (
     ServerSettings,
     forget_initialized,
     load_configuration,
+    remove_leftovers,
 )
 
 ENV_COMMAND = "PRIVATE_PYPI_COMMAND"
@@ -128,6 +129,8 @@ def server(
     )
     if config is not None:
         forget_initialized(settings)
+    if leftovers := remove_leftovers(settings):
+        typer.echo(f"Removed {leftovers} temp files of writes cut short by an earlier crash.")
     configuration = load_configuration(settings)  # fail now, not in every worker
     if configuration.origin is Origin.EMBEDDED:
         _explain_embedded_default(settings, host, port)

@@ -64,3 +64,14 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_stale_temp_files(folder: Path, pattern: str) -> list[Path]:
+    """Delete files matching ``pattern`` below ``folder``: what writes cut short by a crash
+    left behind. Only call it while nothing can be writing there."""
+    removed = []
+    for path in folder.glob(pattern):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -30,7 +30,12 @@ from private_pypi_core.config import (
     read_toml,
 )
 from private_pypi_core.errors import ConfigError
-from private_pypi_core.files import FileVersion, atomic_write, file_version
+from private_pypi_core.files import (
+    FileVersion,
+    atomic_write,
+    file_version,
+    remove_stale_temp_files,
+)
 from private_pypi_core.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -132,6 +137,15 @@ def load_configuration(settings: ServerSettings) -> Configuration:
         read_toml(str(settings.embedded_admin_secret), what="admin secret"),
         settings.root,
     )
+
+
+def remove_leftovers(settings: ServerSettings) -> int:
+    """Remove the temp files of uploads and index writes that a crash cut short; call it
+    before the workers start. Returns how many there were."""
+    removed = remove_stale_temp_files(settings.root / "tmp", "*")
+    removed += remove_stale_temp_files(settings.root / "cache", "*/.*.tmp")
+    removed += remove_stale_temp_files(settings.root, "*/.*.tmp")
+    return len(removed)
 
 
 def forget_initialized(settings: ServerSettings) -> None:

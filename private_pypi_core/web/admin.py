@@ -6,7 +6,7 @@ import falcon
 import falcon.asgi
 
 from private_pypi_core.backend import Access
-from private_pypi_core.errors import BadRequest, Unauthorized
+from private_pypi_core.errors import BadRequest
 from private_pypi_core.web.forms import read_text_form
 from private_pypi_core.web.runtime import Runtime
 
@@ -37,11 +37,8 @@ class Initialize:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         configuration = self.runtime.configuration
         pristine = await self.runtime.run(configuration.is_pristine_default)
-        if not pristine and not self.runtime.is_admin(req):
-            raise Unauthorized(
-                "Re-initialising this server needs an admin credential: HTTP basic auth with a "
-                "repository name from the admin secret file and its secret."
-            )
+        if not pristine:
+            await self.runtime.require_admin(req)
         form = await read_text_form(req, what="POST /initialize/")
         missing = [key for key in ("config", "admin_secret") if key not in form]
         if missing:

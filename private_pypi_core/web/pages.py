@@ -114,12 +114,13 @@ def _json(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def login_page(message: str = "") -> str:
+def login_page(csrf_token: str, message: str = "") -> str:
     notice = f'    <p role="alert">{escape(message)}</p>\n' if message else ""
     form = (
         "    <h1>Log in to a package repository</h1>\n"
         f"{notice}"
         '    <form method="post" action="/login/">\n'
+        f'      <input type="hidden" name="csrf" value="{escape(csrf_token)}">\n'
         '      <label>Package repository <input name="repository" autocomplete="username" '
         "required></label><br/>\n"
         '      <label>Secret <input name="secret" type="password" '

@@ -13,7 +13,13 @@ from typing import TypeVar
 
 import falcon.asgi
 
-from private_pypi_core.auth import SESSION_COOKIE, AuthCache, SessionSigner, parse_basic_auth
+from private_pypi_core.auth import (
+    SESSION_COOKIE,
+    AuthCache,
+    FailureThrottle,
+    SessionSigner,
+    parse_basic_auth,
+)
 from private_pypi_core.backend import Access
 from private_pypi_core.errors import Forbidden, Unauthorized
 from private_pypi_core.repository import Repository
@@ -33,10 +39,15 @@ T = TypeVar("T")
 SYNC_CHECK_SECONDS = 1.0
 
 
+def _client(req: falcon.asgi.Request) -> str:
+    return req.remote_addr or "unknown"
+
+
 class Runtime:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.auth_cache = AuthCache(settings.auth_read_expires, settings.auth_write_expires)
+        self.throttle = FailureThrottle()
         self.sessions = SessionSigner(settings.root / "session.key", settings.auth_read_expires)
         self.temp_dir = settings.root / "tmp"
         self.temp_dir.mkdir(parents=True, exist_ok=True)
@@ -75,13 +86,16 @@ class Runtime:
             )
         repository = repositories.get(credential.repository)
         if repository is None:
+            await self.slow_down(req)
             raise Unauthorized(f"No package repository is named {credential.repository!r}.")
         access = self.auth_cache.get(credential)
         if access is None:
             access = await self.run(repository.backend.authenticate, credential.secret)
             self.auth_cache.put(credential, access)
         if access is Access.NONE:
+            await self.slow_down(req)
             raise Unauthorized(f"Wrong secret for package repository {repository.name!r}.")
+        self.throttle.succeeded(_client(req))
         if access < needed:
             raise Forbidden(
                 f"This secret may only read package repository {repository.name!r}; "
@@ -89,7 +103,16 @@ class Runtime:
             )
         return repository
 
-    def is_admin(self, req: falcon.asgi.Request) -> bool:
+    async def slow_down(self, req: falcon.asgi.Request) -> None:
+        """Answer a failed credential late when its client keeps failing."""
+        delay = self.throttle.failed(_client(req))
+        if delay:
+            log.warning(
+                "client %s: repeated auth failures, answering in %.1fs", _client(req), delay
+            )
+            await asyncio.sleep(delay)
+
+    def _is_admin(self, req: falcon.asgi.Request) -> bool:
         """Whether the request carries an admin secret of the current configuration."""
         credential = parse_basic_auth(req.get_header("Authorization"))
         if credential is None:
@@ -98,6 +121,14 @@ class Runtime:
         return admin is not None and hmac.compare_digest(
             credential.secret.encode(), admin.secret.encode()
         )
+
+    async def require_admin(self, req: falcon.asgi.Request) -> None:
+        if not self._is_admin(req):
+            await self.slow_down(req)
+            raise Unauthorized(
+                "Re-initialising this server needs an admin credential: HTTP basic auth with a "
+                "repository name from the admin secret file and its secret."
+            )
 
     async def reinitialize(self, config_text: str, admin_secret_text: str) -> Configuration:
         configuration = await self.run(initialize, self.settings, config_text, admin_secret_text)

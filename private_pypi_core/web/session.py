@@ -1,6 +1,14 @@
-"""Browser login: ``/login/`` sets a signed session cookie, ``/logout/`` clears it."""
+"""Browser login: ``/login/`` sets a signed session cookie, ``/logout/`` clears it.
+
+The login form is protected against cross-site request forgery with a double-submit token:
+the form carries a random token that must equal the one in a SameSite=Strict cookie set with
+the form, which another site can neither read nor make the browser send.
+"""
 
 from __future__ import annotations
+
+import hmac
+import secrets
 
 import falcon
 import falcon.asgi
@@ -12,6 +20,7 @@ from private_pypi_core.web.forms import read_text_form
 from private_pypi_core.web.runtime import Runtime
 
 HTML = "text/html; charset=utf-8"
+CSRF_COOKIE = "private_pypi_login_csrf"
 
 
 class Login:
@@ -19,11 +28,15 @@ class Login:
         self.runtime = runtime
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        resp.content_type = HTML
-        resp.text = pages.login_page()
+        _login_form(req, resp)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         form = await read_text_form(req, what="POST /login/")
+        sent, expected = form.get("csrf", ""), req.cookies.get(CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            resp.status = falcon.HTTP_403
+            _login_form(req, resp, "The login form expired or came from another site; try again.")
+            return
         credential = Credential(
             repository=form.get("repository", ""), secret=form.get("secret", "")
         )
@@ -32,10 +45,11 @@ class Login:
         if repository is not None:
             access = await self.runtime.run(repository.backend.authenticate, credential.secret)
         if access is Access.NONE:
+            await self.runtime.slow_down(req)
             resp.status = falcon.HTTP_401
-            resp.content_type = HTML
-            resp.text = pages.login_page("Unknown package repository or wrong secret.")
+            _login_form(req, resp, "Unknown package repository or wrong secret.")
             return
+        resp.unset_cookie(CSRF_COOKIE, path="/login")
         resp.set_cookie(
             SESSION_COOKIE,
             self.runtime.sessions.sign(credential.repository),
@@ -46,6 +60,21 @@ class Login:
             same_site="Lax",
         )
         raise falcon.HTTPSeeOther("/simple/")
+
+
+def _login_form(req: falcon.asgi.Request, resp: falcon.asgi.Response, message: str = "") -> None:
+    token = secrets.token_urlsafe(32)
+    resp.set_cookie(
+        CSRF_COOKIE,
+        token,
+        path="/login",
+        secure=req.scheme == "https",
+        http_only=True,
+        same_site="Strict",
+    )
+    resp.cache_control = ["no-store"]
+    resp.content_type = HTML
+    resp.text = pages.login_page(token, message)
 
 
 class Logout:

@@ -24,6 +24,7 @@ from tests.dists import make_sdist, make_wheel
 
 EXTRA_INDEX_URL = "https://pypi.example/simple/"
 SESSION_COOKIE = "private_pypi_session"
+CSRF_COOKIE = "private_pypi_login_csrf"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -461,9 +462,38 @@ def test_get_on_the_upload_url_is_not_allowed(site: Site) -> None:
 # --- Browser login ---
 
 
+def login_token(site: Site) -> str:
+    """The CSRF token of a freshly served login form (also set as its cookie)."""
+    return site.client.simulate_get("/login/").cookies[CSRF_COOKIE].value
+
+
 def login(site: Site, repository: str, secret: str) -> Result:
-    body = urlencode({"repository": repository, "secret": secret})
-    return site.client.simulate_post("/login/", body=body, headers=FORM)
+    token = login_token(site)
+    body = urlencode({"repository": repository, "secret": secret, "csrf": token})
+    headers = {**FORM, "Cookie": f"{CSRF_COOKIE}={token}"}
+    return site.client.simulate_post("/login/", body=body, headers=headers)
+
+
+def test_login_without_the_form_token_is_refused_as_cross_site(site: Site) -> None:
+    body = urlencode({"repository": "local", "secret": site.read_secret})
+    result = site.client.simulate_post("/login/", body=body, headers=FORM)
+    assert result.status_code == 403
+    assert SESSION_COOKIE not in result.cookies
+    assert "another site" in result.text
+
+
+def test_login_with_a_token_of_another_form_is_refused(site: Site) -> None:
+    body = urlencode({"repository": "local", "secret": site.read_secret, "csrf": "forged"})
+    headers = {**FORM, "Cookie": f"{CSRF_COOKIE}={login_token(site)}"}
+    result = site.client.simulate_post("/login/", body=body, headers=headers)
+    assert result.status_code == 403
+    assert SESSION_COOKIE not in result.cookies
+
+
+def test_login_form_token_cookie_is_strict_and_http_only(site: Site) -> None:
+    cookie = site.client.simulate_get("/login/").cookies[CSRF_COOKIE]
+    assert cookie.http_only
+    assert cookie.same_site == "Strict"
 
 
 def test_login_page_shows_a_form_to_anyone(site: Site) -> None:
@@ -519,8 +549,7 @@ def test_login_with_a_wrong_secret_or_repository_is_refused_without_a_cookie(
 ) -> None:
     result = login(site, repository, "wrong")
     assert result.status_code == 401
-    assert SESSION_COOKIE not in result.cookies
-    assert "Set-Cookie" not in result.headers
+    assert set(result.cookies) == {CSRF_COOKIE}, "only a fresh form token, no session"
     assert "wrong secret" in result.text
 
 
@@ -578,10 +607,12 @@ def test_session_cookie_with_non_ascii_signature_is_refused(site: Site) -> None:
 
 
 def test_login_with_a_multipart_form_works(site: Site) -> None:
+    token = login_token(site)
     body, content_type = encode_multipart_formdata(
-        {"repository": "local", "secret": site.read_secret}
+        {"repository": "local", "secret": site.read_secret, "csrf": token}
     )
-    result = site.client.simulate_post("/login/", body=body, headers={"Content-Type": content_type})
+    headers = {"Content-Type": content_type, "Cookie": f"{CSRF_COOKIE}={token}"}
+    result = site.client.simulate_post("/login/", body=body, headers=headers)
     assert result.status_code == 303
     assert SESSION_COOKIE in result.cookies
 

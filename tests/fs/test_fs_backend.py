@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from private_pypi_core.backend import Access
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.plugins import installed_backends
 from private_pypi_core.testing import BackendConformance, BackendUnderTest
@@ -59,3 +61,19 @@ def test_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
     project_dir = tmp_path / "cache" / "team" / "storage" / "demo"
     assert not project_dir.exists() or os.listdir(project_dir) == []
     assert list(backend.list_files()) == []
+
+
+def test_hashed_secrets_open_the_repository_and_their_hashes_do_not(tmp_path: Path) -> None:
+    read, write = "r" * 64, "w" * 64
+    config = FileSystemConfig(
+        name="team",
+        type="file_system",
+        read_secret_sha256=hashlib.sha256(read.encode()).hexdigest(),
+        write_secret_sha256=hashlib.sha256(write.encode()).hexdigest().upper(),
+    )
+    backend = FileSystemBackend(config, tmp_path)
+    assert backend.authenticate(write) is Access.WRITE
+    assert backend.authenticate(read) is Access.READ
+    assert backend.authenticate(config.read_secret_sha256) is Access.NONE
+    assert backend.authenticate("") is Access.NONE
+    assert config.read_secret_sha256 not in repr(config)

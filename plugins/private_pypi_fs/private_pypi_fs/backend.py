@@ -45,6 +45,9 @@ TEMP_SUFFIX = ".tmp"
 class FileSystemConfig(BackendConfig):
     read_secret: str = field(default="", repr=False)
     write_secret: str = field(default="", repr=False)
+    # Instead of the secrets: their sha256 (hex), so a leaked config opens nothing.
+    read_secret_sha256: str = field(default="", repr=False)
+    write_secret_sha256: str = field(default="", repr=False)
     storage_path: str = ""  # default: <ROOT>/cache/<name>/storage
 
 
@@ -65,9 +68,15 @@ class FileSystemBackend(Backend):
         self.index_lock = filelock.FileLock(self.storage / INDEX_LOCK_FILENAME)
 
     def authenticate(self, secret: str) -> Access:
-        # Both comparisons always run, so timing does not tell which secret was close.
-        is_write = _secret_equals(secret, self.fs_config.write_secret)
-        is_read = _secret_equals(secret, self.fs_config.read_secret)
+        # Every comparison runs, so timing does not tell which secret was close.
+        config = self.fs_config
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        is_write = _secret_equals(secret, config.write_secret) | _secret_equals(
+            digest, config.write_secret_sha256.lower()
+        )
+        is_read = _secret_equals(secret, config.read_secret) | _secret_equals(
+            digest, config.read_secret_sha256.lower()
+        )
         if is_write:
             return Access.WRITE
         return Access.READ if is_read else Access.NONE
