@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -33,6 +34,7 @@ def generate_secret() -> str:
     return secrets.token_hex(32)
 
 
+@functools.lru_cache(maxsize=1024)  # clients resend the same header with every request
 def parse_basic_auth(header: str | None) -> Credential | None:
     """The credential of an ``Authorization: Basic ...`` header, or ``None``."""
     if not header:

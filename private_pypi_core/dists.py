@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from packaging.utils import (
     InvalidName,
     InvalidSdistFilename,
@@ -38,6 +40,7 @@ def parse_dist_filename(filename: str) -> DistFile:
     return DistFile(filename=filename, project=project, version=str(version))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every page request normalises its project
 def normalize_project(name: str) -> str:
     """The PEP 503 normalised form of a project name."""
     return canonicalize_name(name)

@@ -10,7 +10,7 @@ from pathlib import Path
 FileVersion = tuple[int, int, int]
 
 
-def file_version(path: Path) -> FileVersion | None:
+def file_version(path: Path | str) -> FileVersion | None:
     """(inode, mtime in ns, size) of ``path``, or ``None`` when it does not exist."""
     try:
         stat = os.stat(path)

@@ -66,6 +66,7 @@ class Repository:
         self.folder = root / "cache" / config.name
         self.folder.mkdir(parents=True, exist_ok=True)
         self.local_index_path = self.folder / "index.json"
+        self._local_index_file = str(self.local_index_path)  # stat() per request: skip Path
         self.synced_marker = self.folder / "index.synced"  # its mtime: the last update
         self.lock = filelock.FileLock(self.folder / "index.lock", timeout=LOCK_TIMEOUT_SECONDS)
         self._index = PackageIndex()
@@ -74,7 +75,7 @@ class Repository:
     @property
     def index(self) -> PackageIndex:
         """The local index, reloaded when another worker (or a sync) replaced it."""
-        version = file_version(self.local_index_path)
+        version = file_version(self._local_index_file)
         if version is not None and version != self._index_version:
             data = self.local_index_path.read_bytes()
             self._index = PackageIndex.from_bytes(data, label=str(self.local_index_path))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from private_pypi_core.auth import generate_secret
@@ -63,19 +64,19 @@ class ServerSettings:
     extra_index_url: str = "https://pypi.org/simple/"
     debug: bool = False
 
-    @property
+    @cached_property
     def embedded_config(self) -> Path:
         return self.root / "embedded" / "config.toml"
 
-    @property
+    @cached_property
     def embedded_admin_secret(self) -> Path:
         return self.root / "embedded" / "admin_secret.toml"
 
-    @property
+    @cached_property
     def initialized_config(self) -> Path:
         return self.root / "initialized" / "config.toml"
 
-    @property
+    @cached_property
     def initialized_admin_secret(self) -> Path:
         return self.root / "initialized" / "admin_secret.toml"
 

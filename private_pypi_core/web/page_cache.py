@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import falcon
+
 from private_pypi_core.index import PackageIndex
 from private_pypi_core.repository import Repository
 
@@ -29,13 +31,20 @@ class RenderedPage:
     gzipped: bytes | None
     etag: str  # strong, quoted; the gzip form adds "-gz" inside the quotes
     last_modified: datetime
+    last_modified_header: str  # formatted once, not per request
 
     @classmethod
     def of(cls, body: bytes) -> RenderedPage:
         digest = hashlib.sha256(body).hexdigest()[:32]
         gzipped = gzip.compress(body, GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
         now = datetime.now(UTC).replace(microsecond=0)
-        return cls(body=body, gzipped=gzipped, etag=f'"{digest}"', last_modified=now)
+        return cls(
+            body=body,
+            gzipped=gzipped,
+            etag=f'"{digest}"',
+            last_modified=now,
+            last_modified_header=falcon.dt_to_http(now),
+        )
 
     @property
     def gzip_etag(self) -> str:

@@ -41,7 +41,7 @@ def _serve_page(
     resp.cache_control = [PAGE_CACHE_CONTROL]
     use_gzip = page.gzipped is not None and accepts_gzip(req)
     resp.etag = page.gzip_etag if use_gzip else page.etag
-    resp.last_modified = page.last_modified
+    resp.set_header("Last-Modified", page.last_modified_header)
     if not_modified(req, page.last_modified, page.etag, page.gzip_etag):
         resp.status = falcon.HTTP_304
         return
@@ -117,10 +117,10 @@ class ProjectPage:
                 raise NotFound(f"No project named {normalized!r} in {repository.name!r}.")
             raise falcon.HTTPSeeOther(f"{extra_index_url.rstrip('/')}/{normalized}/")
         media_type = _negotiate(req)
-        tracks, alternates = _pep708(repository.config, normalized)
 
         def render(index: PackageIndex) -> bytes:
             entries = index.projects[normalized]
+            tracks, alternates = _pep708(repository.config, normalized)
             if media_type == JSON_V1:
                 return pages.project_json(normalized, entries, tracks, alternates)
             return pages.project_page(normalized, entries, tracks, alternates).encode()
