@@ -8,7 +8,8 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint", "typecheck"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
-PACKAGES = ["-e", ".", "-e", "plugins/private_pypi_fs"]
+PLUGINS = ["plugins/private_pypi_fs", "plugins/private_pypi_s3"]
+PACKAGES = ["-e", ".", *(arg for plugin in PLUGINS for arg in ("-e", plugin))]
 
 
 @nox.session

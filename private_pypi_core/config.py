@@ -139,7 +139,10 @@ def build_config(
                 if name not in _secret_fields(config_class)
                 else f"{where}: key {name!r} must be {_describe(expected)}"
             )
-    return config_class(**values)
+    try:
+        return config_class(**values)
+    except ConfigError as error:  # a backend's own checks (__post_init__)
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def load_admin_secrets(source: TomlSource) -> dict[str, AdminSecret]:

@@ -65,6 +65,19 @@ class RunningServer:
                 self.process.wait()
 
 
+def _wait_until_serving(server: RunningServer) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            requests.get(f"{server.url}/login/", timeout=2)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not start in {STARTUP_SECONDS}s:\n{server.log()}")
+
+
 def start_server(
     root: Path,
     *args: str,
@@ -92,18 +105,11 @@ def start_server(
             start_new_session=True,
         )
     server = RunningServer(root=root, port=port, process=process, log_path=log_path)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            requests.get(f"{server.url}/login/", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
+    try:
+        _wait_until_serving(server)
+    except BaseException:
         server.stop()
-        raise RuntimeError(f"server did not start in {STARTUP_SECONDS}s:\n{server.log()}")
+        raise
     embedded = root / "embedded" / "config.toml"
     if embedded.exists():
         server.repositories = tomllib.loads(embedded.read_text())
