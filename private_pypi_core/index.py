@@ -150,8 +150,9 @@ def build_index(backend: Backend, previous: PackageIndex) -> PackageIndex:
     """The index of what ``backend`` stores now.
 
     Entries of ``previous`` are kept for files still stored with the same size (they hold what
-    only the upload knew, such as a yank); other files are hashed from storage, and their core
-    metadata is extracted and stored beside them when it is missing.
+    only the upload knew, such as a yank); other files are hashed from storage. Core metadata
+    is advertised exactly when it is stored: missing metadata is extracted and stored beside
+    its file (files uploaded before metadata was served), a stored one is picked up.
     """
     stored = {f.filename: f for f in backend.list_files()}
     entries = {}
@@ -164,21 +165,39 @@ def build_index(backend: Backend, previous: PackageIndex) -> PackageIndex:
             log.warning("skipping a stored file that is not a distribution: %s", error)
             continue
         known = previous.entries.get(filename)
-        if known is not None and known.size == stored_file.size:
-            entries[filename] = known
-            continue
         has_metadata = filename + COMPANION_SUFFIX in stored
-        entries[filename] = _entry_from_storage(backend, dist, stored_file, has_metadata)
+        if known is None or known.size != stored_file.size:
+            entries[filename] = _entry_from_storage(backend, dist, stored_file, has_metadata)
+        elif has_metadata and known.metadata_sha256:
+            entries[filename] = known
+        else:
+            entries[filename] = _with_metadata(backend, known, has_metadata)
     return PackageIndex(entries)
+
+
+def _with_metadata(backend: Backend, known: IndexEntry, has_metadata: bool) -> IndexEntry:
+    """``known`` advertising the metadata stored beside it, backfilled when missing."""
+    if has_metadata:
+        metadata: bytes | None = _stored_metadata(backend, known.dist)
+    else:
+        with tempfile.TemporaryDirectory(prefix="private-pypi-index-") as temp_dir:
+            local = _download(backend, known.dist, Path(temp_dir))
+            metadata = _backfill_metadata(backend, known.dist, local, Path(temp_dir))
+    if metadata is None:
+        return dataclasses.replace(known, metadata_sha256=None)
+    requires_python = parse_metadata(metadata, known.filename).get("requires_python")
+    return dataclasses.replace(
+        known,
+        metadata_sha256=hashlib.sha256(metadata).hexdigest(),
+        requires_python=requires_python or known.requires_python,
+    )
 
 
 def _entry_from_storage(
     backend: Backend, dist: DistFile, stored: StoredFile, has_metadata: bool
 ) -> IndexEntry:
     with tempfile.TemporaryDirectory(prefix="private-pypi-index-") as temp_dir:
-        local = Path(temp_dir) / dist.filename
-        with backend.open_file(dist) as stream, open(local, "wb") as copy:
-            shutil.copyfileobj(stream, copy, CHUNK_BYTES)
+        local = _download(backend, dist, Path(temp_dir))
         hashes = file_hashes(local)
         metadata = _stored_metadata(backend, dist) if has_metadata else None
         if metadata is None:
@@ -198,6 +217,13 @@ def _entry_from_storage(
         requires_python=requires_python,
         metadata_sha256=hashlib.sha256(metadata).hexdigest() if metadata is not None else None,
     )
+
+
+def _download(backend: Backend, dist: DistFile, folder: Path) -> Path:
+    local = folder / dist.filename
+    with backend.open_file(dist) as stream, open(local, "wb") as copy:
+        shutil.copyfileobj(stream, copy, CHUNK_BYTES)
+    return local
 
 
 def _stored_metadata(backend: Backend, dist: DistFile) -> bytes:

@@ -15,12 +15,14 @@ def etag_matches(if_none_match: str, *etags: str) -> bool:
     return any(etag in sent for etag in etags)
 
 
-def not_modified(req: falcon.asgi.Request, last_modified: datetime, *etags: str) -> bool:
+def not_modified(req: falcon.asgi.Request, last_modified: datetime | None, *etags: str) -> bool:
     """Whether the client's copy is current: ``If-None-Match`` decides when sent, else
-    ``If-Modified-Since``."""
+    ``If-Modified-Since`` (when the response has a Last-Modified)."""
     if_none_match = req.get_header("If-None-Match")
     if if_none_match is not None:
         return etag_matches(if_none_match, *etags)
+    if last_modified is None:
+        return False
     try:
         since = req.get_header_as_datetime("If-Modified-Since")
     except falcon.HTTPInvalidHeader:

@@ -30,20 +30,24 @@ class RenderedPage:
     body: bytes
     gzipped: bytes | None
     etag: str  # strong, quoted; the gzip form adds "-gz" inside the quotes
-    last_modified: datetime
-    last_modified_header: str  # formatted once, not per request
+    # Whole seconds, as HTTP dates are. None when a page it replaced had the same second:
+    # If-Modified-Since could not tell them apart, so only the ETag validates this one.
+    last_modified: datetime | None
+    last_modified_header: str | None  # formatted once, not per request
 
     @classmethod
-    def of(cls, body: bytes) -> RenderedPage:
+    def of(cls, body: bytes, replaced: datetime | None) -> RenderedPage:
         digest = hashlib.sha256(body).hexdigest()[:32]
         gzipped = gzip.compress(body, GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
-        now = datetime.now(UTC).replace(microsecond=0)
+        now: datetime | None = datetime.now(UTC).replace(microsecond=0)
+        if replaced is not None and now is not None and now <= replaced:
+            now = None
         return cls(
             body=body,
             gzipped=gzipped,
             etag=f'"{digest}"',
             last_modified=now,
-            last_modified_header=falcon.dt_to_http(now),
+            last_modified_header=falcon.dt_to_http(now) if now is not None else None,
         )
 
     @property
@@ -56,26 +60,32 @@ class PageCache:
         self._repository: Repository | None = None
         self._index: PackageIndex | None = None
         self._pages: dict[PageKey, RenderedPage] = {}
+        self._replaced: dict[PageKey, datetime] = {}  # Last-Modified of pages dropped
 
     def page(
         self, repository: Repository, key: PageKey, render: Callable[[PackageIndex], bytes]
     ) -> RenderedPage:
         index = repository.index
         if repository is not self._repository:
-            self._repository, self._index, self._pages = repository, index, {}
+            self._repository, self._index = repository, index
+            self._drop(lambda key: True)
         elif index is not self._index:
             self._keep_unchanged(index)
         page = self._pages.get(key)
         if page is None:
-            page = self._pages[key] = RenderedPage.of(render(index))
+            page = self._pages[key] = RenderedPage.of(render(index), self._replaced.get(key))
         return page
 
     def _keep_unchanged(self, index: PackageIndex) -> None:
         old_projects = self._index.projects if self._index is not None else {}
         new_projects = index.projects
-        self._pages = {
-            (project, media_type): page
-            for (project, media_type), page in self._pages.items()
-            if project is not None and old_projects.get(project) == new_projects.get(project)
-        }
         self._index = index
+        self._drop(
+            lambda key: key[0] is None or old_projects.get(key[0]) != new_projects.get(key[0])
+        )
+
+    def _drop(self, changed: Callable[[PageKey], bool]) -> None:
+        for key in [key for key in self._pages if changed(key)]:
+            page = self._pages.pop(key)
+            if page.last_modified is not None:
+                self._replaced[key] = page.last_modified

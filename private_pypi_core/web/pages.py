@@ -79,7 +79,7 @@ def project_json(
         "files": [_file_json(entry) for entry in entries],
     }
     if tracks:
-        page["tracks"] = list(tracks)
+        page["meta"]["tracks"] = list(tracks)
     if alternate_locations:
         page["alternate-locations"] = list(alternate_locations)
     return _json(page)

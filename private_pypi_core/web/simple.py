@@ -30,6 +30,11 @@ PAGE_CACHE_CONTROL = "private, max-age=0, must-revalidate"  # uploads show at on
 FILE_CACHE_CONTROL = "private, max-age=31536000, immutable"  # a published file never changes
 
 
+def _query(req: falcon.asgi.Request) -> str:
+    """The query string to carry over a redirect (``?format=`` must survive it)."""
+    return f"?{req.query_string}" if req.query_string else ""
+
+
 def _negotiate(req: falcon.asgi.Request) -> str:
     return choose_format(req.get_header("Accept"), req.get_param("format"))
 
@@ -41,7 +46,8 @@ def _serve_page(
     resp.cache_control = [PAGE_CACHE_CONTROL]
     use_gzip = page.gzipped is not None and accepts_gzip(req)
     resp.etag = page.gzip_etag if use_gzip else page.etag
-    resp.set_header("Last-Modified", page.last_modified_header)
+    if page.last_modified_header is not None:
+        resp.set_header("Last-Modified", page.last_modified_header)
     if not_modified(req, page.last_modified, page.etag, page.gzip_etag):
         resp.status = falcon.HTTP_304
         return
@@ -89,7 +95,7 @@ class SimpleRoot(Upload):
 
     async def on_get_bare(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """``GET /simple``: to ``/simple/``, where the page's relative links resolve."""
-        raise falcon.HTTPMovedPermanently("/simple/")
+        raise falcon.HTTPMovedPermanently("/simple/" + _query(req))
 
     on_post_bare = Upload.on_post
 
@@ -110,7 +116,7 @@ class ProjectPage:
         repository = await self.runtime.authorize(req, Access.READ)
         normalized = normalize_project(project)
         if normalized != project or not req.path.endswith("/"):
-            raise falcon.HTTPMovedPermanently(f"/simple/{normalized}/")
+            raise falcon.HTTPMovedPermanently(f"/simple/{normalized}/{_query(req)}")
         if normalized not in repository.index.projects:
             extra_index_url = self.runtime.settings.extra_index_url
             if not extra_index_url:
