@@ -1,4 +1,4 @@
-"""Developer tasks: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``."""
+"""Developer tasks: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s bench``."""
 
 from __future__ import annotations
 
@@ -30,3 +30,10 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install(*PACKAGES, *nox.project.dependency_groups(PYPROJECT, "typecheck"))
     session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark against pypiserver and nginx (when installed): ``nox -s bench -- --help``."""
+    session.install(*PACKAGES, "pypiserver==2.4.*", "passlib>=1.7")
+    session.run("python", "-m", "bench", *session.posargs)

@@ -11,7 +11,7 @@ from gunicorn.config import Config
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.state import ServerSettings
 
-WORKER_CLASS = "uvicorn_worker.UvicornWorker"
+WORKER_CLASS = "private_pypi_core.worker.Worker"
 
 
 def gunicorn_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Benchmark harness: private-pypi against pypiserver and nginx (``python -m bench``)."""

@@ -1,0 +1,172 @@
+"""The results table (Markdown, aligned so it also reads as plain text) and the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str  # "rps", "ms", "s", "mbps" or "mb": how to format it
+    higher_is_better: bool
+
+
+METRICS = [
+    Metric("update_index", "load corpus: `update_index` (s)", "s", False),
+    Metric("cold_start", "cold start to first 200 on `/simple/` (s)", "s", False),
+    Metric("root_rps", "`/simple/` req/s", "rps", True),
+    Metric("root_p50", "`/simple/` p50 (ms)", "ms", False),
+    Metric("root_p99", "`/simple/` p99 (ms)", "ms", False),
+    Metric("project_rps", "`/simple/<random project>/` req/s", "rps", True),
+    Metric("project_p50", "`/simple/<random project>/` p50 (ms)", "ms", False),
+    Metric("project_p99", "`/simple/<random project>/` p99 (ms)", "ms", False),
+    Metric("reval_rps", "304 revalidation (If-None-Match) req/s", "rps", True),
+    Metric("reval_p50", "304 revalidation p50 (ms)", "ms", False),
+    Metric("reval_p99", "304 revalidation p99 (ms)", "ms", False),
+    Metric("download", "{download} MB download (MB/s)", "mbps", True),
+    Metric("upload_s", "{upload} MB upload (s)", "s", False),
+    Metric("upload_rss", "{upload} MB upload: peak RSS, master + workers (MB)", "mb", False),
+    Metric("upload_growth", "{upload} MB upload: RSS growth, peak - before (MB)", "mb", False),
+]
+SERVERS = ["ours", "pypiserver", "nginx"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A figure, or ``value=None`` and why there is none (``text``)."""
+
+    value: float | None = None
+    text: str = ""
+
+
+@dataclass
+class SizeReport:
+    """The cells of one corpus size: ``cells[server][metric key]``, and footnotes."""
+
+    projects: int
+    files: int
+    download_mb: int
+    upload_mb: int
+    cells: dict[str, dict[str, Cell]] = field(
+        default_factory=lambda: {server: {} for server in SERVERS}
+    )
+    notes: list[str] = field(default_factory=list)
+    marked: set[tuple[str, str]] = field(default_factory=set)
+    remarks: list[str] = field(default_factory=list)
+
+    def set(self, server: str, key: str, cell: Cell) -> None:
+        self.cells[server][key] = cell
+
+    def note(self, server: str, key: str, text: str) -> None:
+        """Footnote a cell (errors under load, skipped measurements...)."""
+        self.marked.add((server, key))
+        self.notes.append(f"{server}, {self.label(key)}: {text}")
+
+    def label(self, key: str) -> str:
+        label = next(metric.label for metric in METRICS if metric.key == key)
+        return label.format(download=self.download_mb, upload=self.upload_mb)
+
+
+def _format(value: float, unit: str) -> str:
+    if unit == "rps":
+        return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    if unit == "ms":
+        return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+    if unit == "s":
+        return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _cell_text(cell: Cell | None, unit: str, mark: bool) -> str:
+    if cell is None:
+        return "—"
+    text = _format(cell.value, unit) if cell.value is not None else cell.text
+    return text + (" *" if mark else "")
+
+
+def _ratio(ours: Cell | None, other: Cell | None) -> str:
+    if ours is None or other is None or ours.value is None or other.value is None:
+        return ""
+    if other.value == 0:
+        return ""
+    ratio = ours.value / other.value
+    if ratio >= 100:
+        return f"{ratio:,.0f}x"
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
+
+
+def markdown_table(report: SizeReport) -> str:
+    header = ["metric", "ours", "pypiserver", "ours/pypiserver", "nginx", "ours/nginx"]
+    rows = [header]
+    for metric in METRICS:
+        ours, pypi, nginx = (report.cells[server].get(metric.key) for server in SERVERS)
+        if ours is None and pypi is None and nginx is None:
+            continue
+        ours_text, pypi_text, nginx_text = (
+            _cell_text(cell, metric.unit, (server, metric.key) in report.marked)
+            for server, cell in zip(SERVERS, (ours, pypi, nginx), strict=True)
+        )
+        row = [report.label(metric.key), ours_text, pypi_text, _ratio(ours, pypi)]
+        rows.append([*row, nginx_text, _ratio(ours, nginx)])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines = [_row(row, widths) for row in rows]
+    rule = ["-" * widths[0], *("-" * (width - 1) + ":" for width in widths[1:])]
+    lines.insert(1, _row(rule, widths))
+    title = f"### {report.projects} projects, {report.files} files"
+    footnotes = [f"- \\* {note}" for note in report.notes]
+    footnotes += [f"- {remark}" for remark in report.remarks]
+    return "\n".join([title, "", *lines, *(["", *footnotes] if footnotes else [])]) + "\n"
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    padded = [cells[0].ljust(widths[0])]
+    padded += [text.rjust(width) for text, width in zip(cells[1:], widths[1:], strict=True)]
+    return "| " + " | ".join(padded) + " |"
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
+
+
+def machine() -> list[str]:
+    """nproc, CPU model, memory, kernel, Python, load average, and the tools' versions."""
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read(), re.MULTILINE)
+            cpu = match.group(1).strip() if match else cpu
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return [
+        f"nproc {len(os.sched_getaffinity(0))} ({os.cpu_count()} online), {cpu}, "
+        f"{memory:.0f} GiB RAM, Linux {platform.release()}",
+        f"Python {platform.python_version()}; load average at start {load_average()}",
+        "versions: " + ", ".join(_versions()),
+    ]
+
+
+def _versions() -> list[str]:
+    found = []
+    for dist in ("private-pypi-core", "pypiserver", "gunicorn", "uvicorn", "falcon"):
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{dist} not installed")
+    for tool, argv in (("nginx", ["nginx", "-v"]), ("wrk", ["wrk", "--version"])):
+        if shutil.which(tool) is None:
+            found.append(f"{tool} not installed")
+            continue
+        done = subprocess.run(argv, capture_output=True, text=True)
+        match = re.search(r"(\d+\.\d+(\.\d+)?)", done.stdout + done.stderr)
+        found.append(f"{tool} {match.group(1) if match else '?'}")
+    return found

@@ -1,0 +1,331 @@
+"""The servers under test, each started as its own process group and stopped by its id.
+
+Every ``start_*`` returns once the server answers ``200`` on ``/simple/`` with the read
+credential; the time from ``Popen`` to that answer is its cold start.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.client import Http
+from bench.corpus import Corpus
+
+STARTUP_SECONDS = 180.0
+POLL_SECONDS = 0.01
+
+
+@dataclass
+class Server:
+    """A running server: where it listens, its credential and the paths the benchmark uses."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    user: str
+    password: str
+    download_path: str
+    upload_path: str | None
+    cold_start: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def authorization(self) -> str:
+        """The read credential as an ``Authorization`` header value."""
+        return basic_auth(self.user, self.password)
+
+    def pids(self) -> list[int]:
+        """The live processes of its process group (master and workers)."""
+        return process_group(self.process.pid)
+
+    def stop(self) -> None:
+        """SIGTERM to its process group, SIGKILL after 15 s."""
+        if self.process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def process_group(pgid: int) -> list[int]:
+    """Pids whose process group is ``pgid`` (zombies excluded), read from /proc."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def link_or_copy(source: Path, destination: Path) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)
+
+
+def _launch(
+    name: str,
+    argv: list[str],
+    log: Path,
+    *,
+    port: int,
+    password: str,
+    download_path: str,
+    upload_path: str | None,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Start ``argv`` in a new session and wait for its first 200 on ``/simple/``."""
+    started = time.perf_counter()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    running = Server(
+        name=name,
+        port=port,
+        process=process,
+        log=log,
+        user="local",
+        password=password,
+        download_path=download_path,
+        upload_path=upload_path,
+    )
+    try:
+        running.cold_start = _wait_ready(running, started)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def _wait_ready(server: Server, started: float) -> float:
+    headers = {"Authorization": server.authorization}
+    deadline = started + STARTUP_SECONDS
+    while time.perf_counter() < deadline:
+        if server.process.poll() is not None:
+            tail = server.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{tail}")
+        try:
+            with Http(server.port, timeout=STARTUP_SECONDS) as http:
+                if http.get("/simple/", headers).status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            pass
+        time.sleep(POLL_SECONDS)
+    raise RuntimeError(f"{server.name} gave no 200 on /simple/ in {STARTUP_SECONDS:.0f} s")
+
+
+# --- private-pypi ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OursSetup:
+    """A loaded ROOT of our server: config, admin secret, secrets and update_index's time."""
+
+    root: Path
+    config: Path
+    admin_secret: Path
+    read_secret: str
+    write_secret: str
+    update_index_seconds: float
+
+
+def _private_pypi() -> list[str]:
+    script = Path(sys.executable).parent / "private_pypi"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "private_pypi_core"]
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{argv[1]} exited with {done.returncode}: {done.stderr[-2000:]}")
+
+
+def prepare_ours(work: Path, corpus: Corpus) -> OursSetup:
+    """A repository ``local`` whose storage holds the corpus, indexed by ``update_index``."""
+    work.mkdir(parents=True)
+    config, admin = work / "config.toml", work / "admin_secret.toml"
+    init = [*_private_pypi(), "fs.init_pkg_repo", "--name", "local"]
+    init += ["--config", str(config), "--admin_secret", str(admin)]
+    _run(init)
+    secrets = tomllib.loads(config.read_text())["local"]
+    root = work / "root"
+    storage = root / "cache" / "local" / "storage"
+    big = corpus.download
+    for project, path in [*corpus.files(), (big.project, big.path)]:
+        (storage / project).mkdir(parents=True, exist_ok=True)
+        link_or_copy(path, storage / project / path.name)
+    started = time.perf_counter()
+    index = [*_private_pypi(), "update_index", "file_system", "local"]
+    index += ["--secret", secrets["write_secret"], "--root", str(root), "--config", str(config)]
+    _run(index)
+    return OursSetup(
+        root=root,
+        config=config,
+        admin_secret=admin,
+        read_secret=secrets["read_secret"],
+        write_secret=secrets["write_secret"],
+        update_index_seconds=time.perf_counter() - started,
+    )
+
+
+def start_ours(setup: OursSetup, corpus: Corpus, workers: int) -> Server:
+    port = free_port()
+    argv = [*_private_pypi(), "server", str(setup.root), "--config", str(setup.config)]
+    argv += ["--admin_secret", str(setup.admin_secret), "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", str(workers), "--extra_index_url="]
+    big = corpus.download
+    return _launch(
+        "ours",
+        argv,
+        setup.root.parent / "server.log",
+        port=port,
+        password=setup.read_secret,
+        download_path=f"/simple/{big.project}/{big.path.name}",
+        upload_path="/simple/",
+    )
+
+
+# --- pypiserver -----------------------------------------------------------------------------
+
+
+def htpasswd_line(user: str, password: str) -> str:
+    """An htpasswd ``{SHA}`` entry: cheap to check, read by passlib and by nginx alike."""
+    digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+    return f"{user}:{{SHA}}{digest}\n"
+
+
+def start_pypiserver(work: Path, corpus: Corpus, workers: int, password: str) -> Server:
+    """pypi-server on gunicorn sync workers, the corpus copied flat into its folder."""
+    packages = work / "packages"
+    packages.mkdir(parents=True)
+    for _, path in [*corpus.files(), ("", corpus.download.path)]:
+        link_or_copy(path, packages / path.name)
+    htpasswd = work / "htpasswd"
+    htpasswd.write_text(htpasswd_line("local", password))
+    port = free_port()
+    script = Path(sys.executable).parent / "pypi-server"
+    argv = [str(script), "run", "-p", str(port), "-i", "127.0.0.1", "--server", "gunicorn"]
+    argv += ["-a", "download,list,update", "-P", str(htpasswd), "--disable-fallback"]
+    argv += [str(packages)]
+    gunicorn_args = f"--workers={workers}"
+    if _gunicorn_has_control_socket():
+        gunicorn_args += " --no-control-socket"
+    return _launch(
+        "pypiserver",
+        argv,
+        work / "server.log",
+        port=port,
+        password=password,
+        download_path=f"/packages/{corpus.download.path.name}",
+        upload_path="/",
+        env={"GUNICORN_CMD_ARGS": gunicorn_args},
+    )
+
+
+def _gunicorn_has_control_socket() -> bool:
+    from gunicorn.config import Config
+
+    return "control_socket" in Config().settings
+
+
+# --- nginx ----------------------------------------------------------------------------------
+
+
+NGINX_CONF = """\
+{user}worker_processes {workers};
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    types {{ text/html html; application/octet-stream whl gz; }}
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path {work}/tmp/body;
+    proxy_temp_path {work}/tmp/proxy;
+    fastcgi_temp_path {work}/tmp/fastcgi;
+    uwsgi_temp_path {work}/tmp/uwsgi;
+    scgi_temp_path {work}/tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {site};
+        index index.html;
+        gzip_static {gzip_static};
+        auth_basic "bench";
+        auth_basic_user_file {work}/htpasswd;
+    }}
+}}
+"""
+
+
+def start_nginx(work: Path, site: Path, download_path: str, workers: int, password: str) -> Server:
+    """nginx serving the static ``site`` (pages written by ``bench.pages``) with basic auth."""
+    nginx = shutil.which("nginx")
+    if nginx is None:
+        raise RuntimeError("nginx is not installed")
+    (work / "tmp").mkdir(parents=True)
+    (work / "htpasswd").write_text(htpasswd_line("local", password))
+    port = free_port()
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    gzip_static = "on" if any(site.rglob("index.html.gz")) else "off"
+    conf = work / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            user=user, workers=workers, work=work, port=port, site=site, gzip_static=gzip_static
+        )
+    )
+    argv = [nginx, "-p", str(work), "-e", str(work / "error.log"), "-c", str(conf)]
+    return _launch(
+        "nginx",
+        argv,
+        work / "nginx.out",
+        port=port,
+        password=password,
+        download_path=download_path,
+        upload_path=None,
+    )
