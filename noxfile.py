@@ -8,7 +8,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint", "typecheck"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
-PLUGINS = ["plugins/private_pypi_fs", "plugins/private_pypi_s3"]
+PLUGINS = ["plugins/private_pypi_fs", "plugins/private_pypi_s3", "plugins/private_pypi_github"]
 PACKAGES = ["-e", ".", *(arg for plugin in PLUGINS for arg in ("-e", plugin))]
 
 

@@ -100,10 +100,18 @@ class Backend(ABC):
     #: The dataclass of this backend's settings.
     config_class: ClassVar[builtins.type[BackendConfig]] = BackendConfig
 
-    def __init__(self, config: BackendConfig, root: Path) -> None:
-        """``root`` is the server's ROOT folder, for any local state the backend keeps."""
+    def __init__(
+        self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
+    ) -> None:
+        """``root`` is the server's ROOT folder, for any local state the backend keeps.
+
+        ``admin_secret`` is the repository's entry of the admin secret file (the ``--secret``
+        of ``update_index``): a secret with write permission the server may use for its own
+        work, such as a token for a store that needs one for every call. ``None`` if not given.
+        """
         self.config = config
         self.root = root
+        self.admin_secret = admin_secret
 
     @abstractmethod
     def authenticate(self, secret: str) -> Access:

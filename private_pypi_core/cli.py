@@ -182,7 +182,7 @@ def update_index(
     secret = _secret(secret, secret_env)
     settings = config_table(config, name, type) if config is not None else {}
     repo_config = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
-    repository = Repository(repo_config, root.resolve())
+    repository = Repository(repo_config, root.resolve(), admin_secret=secret)
     if repository.backend.authenticate(secret) is not Access.WRITE:
         raise Forbidden(f"the secret has no write permission on package repository {name!r}")
     index = repository.rebuild_index()

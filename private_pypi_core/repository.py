@@ -59,10 +59,12 @@ def _same_version(text: str, version: str) -> bool:
 class Repository:
     """A configured package repository with its backend and its local index."""
 
-    def __init__(self, config: BackendConfig, root: Path) -> None:
+    def __init__(
+        self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
+    ) -> None:
         self.config = config
         self.name = config.name
-        self.backend: Backend = backend_class(config.type)(config, root)
+        self.backend: Backend = backend_class(config.type)(config, root, admin_secret=admin_secret)
         self.folder = root / "cache" / config.name
         self.folder.mkdir(parents=True, exist_ok=True)
         self.local_index_path = self.folder / "index.json"

@@ -187,5 +187,12 @@ def _configuration(
                 f"{admin.label}: repository [{name}] has type {secret.type!r}, "
                 f"but {config.label} says {configs[name].type!r}"
             )
-    repositories = {name: Repository(repo_config, root) for name, repo_config in configs.items()}
+    repositories = {
+        name: Repository(
+            repo_config,
+            root,
+            admin_secret=admin_secrets[name].secret if name in admin_secrets else None,
+        )
+        for name, repo_config in configs.items()
+    }
     return Configuration(origin=origin, repositories=repositories, admin_secrets=admin_secrets)

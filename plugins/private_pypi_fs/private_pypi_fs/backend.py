@@ -55,8 +55,10 @@ class FileSystemBackend(Backend):
     type = "file_system"
     config_class = FileSystemConfig
 
-    def __init__(self, config: BackendConfig, root: Path) -> None:
-        super().__init__(config, root)
+    def __init__(
+        self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
+    ) -> None:
+        super().__init__(config, root, admin_secret=admin_secret)
         assert isinstance(config, FileSystemConfig)
         self.fs_config = config
         self.storage = (

@@ -53,8 +53,10 @@ class S3Backend(Backend):
     type = "s3"
     config_class = S3Config
 
-    def __init__(self, config: BackendConfig, root: Path) -> None:
-        super().__init__(config, root)
+    def __init__(
+        self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
+    ) -> None:
+        super().__init__(config, root, admin_secret=admin_secret)
         assert isinstance(config, S3Config)
         self.s3_config = config
         self.bucket = config.bucket

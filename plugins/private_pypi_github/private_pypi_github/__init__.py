@@ -1,0 +1,1 @@
+"""GitHub backend for private-pypi: packages as release assets, the index in a branch."""

@@ -1,0 +1,186 @@
+"""``private_pypi github.init_pkg_repo`` and ``private_pypi github.gen_gh_pages``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import tomli_w
+import typer
+
+from private_pypi_core.backend import IndexConflict
+from private_pypi_core.index import PackageIndex, index_from_remote
+from private_pypi_github.backend import GitHubBackend
+from private_pypi_github.config import DEFAULT_API_URL, DEFAULT_INDEX_FILENAME, GitHubConfig
+from private_pypi_github.pages import PAGES_BRANCH, commit_site, enable_pages, render_site
+from private_pypi_github.provision import add_file, ensure_branch, ensure_repository
+from private_pypi_github.workflow import TOKEN_SECRET, WORKFLOW_PATH, workflow
+
+Owner = Annotated[
+    str, typer.Option("--owner", help="The repository's owner: your user or an organisation.")
+]
+Repo = Annotated[str, typer.Option("--repo", help="The repository's name.")]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="A GitHub token that may write to the repository (classic: scopes repo, workflow).",
+    ),
+]
+TokenEnv = Annotated[
+    str | None, typer.Option("--token_env", help="Read the token from this environment variable.")
+]
+Branch = Annotated[
+    str,
+    typer.Option("--branch", help="The branch of the index file; default: the default branch."),
+]
+IndexFilename = Annotated[
+    str, typer.Option("--index_filename", help="The index file's path in the repository.")
+]
+ApiUrl = Annotated[
+    str,
+    typer.Option("--api_url", help="GitHub's API; https://HOST/api/v3 for Enterprise Server."),
+]
+
+
+def init_pkg_repo(
+    name: Annotated[str, typer.Option("--name", help="Name of the package repository.")],
+    owner: Owner,
+    repo: Repo,
+    token: Token = None,
+    token_env: TokenEnv = None,
+    branch: Branch = "",
+    index_filename: IndexFilename = DEFAULT_INDEX_FILENAME,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    enable_gh_pages: Annotated[
+        bool,
+        typer.Option("--enable_gh_pages", help="Also publish the index with GitHub Pages."),
+    ] = False,
+) -> None:
+    """Set up a GitHub repository to hold packages, and print its config.
+
+    Creates the repository (private) if missing, commits the index file and a workflow that
+    rebuilds it on release events, and with --enable_gh_pages publishes the index as a
+    static site. Running it again is safe: what exists is left as it is.
+    """
+    config = GitHubConfig(
+        name=name,
+        type=GitHubBackend.type,
+        owner=owner,
+        repo=repo,
+        branch=branch,
+        index_filename=index_filename,
+        api_url=api_url,
+        token=_token(token, token_env),
+    )
+    backend = GitHubBackend(config, Path.cwd())
+    with _reported():
+        repository, created = ensure_repository(backend.client, owner, repo)
+        _note(f"{'Created' if created else 'Found'} repository {config.full_name}.")
+        default = repository.default_branch
+        # The workflow first (it also gives an empty repository its default branch), the index
+        # last: GitHub asks for the `workflow` scope to create a release on a head commit that
+        # touches .github/workflows.
+        text = workflow(config, gh_pages=enable_gh_pages)
+        message = "Add the private-pypi index workflow"
+        if add_file(backend.client, config.full_name, default, WORKFLOW_PATH, text, message):
+            _note(f"Committed {WORKFLOW_PATH} to {default!r}.")
+        if branch and ensure_branch(backend.client, config.full_name, branch, default):
+            _note(f"Created branch {branch!r} for the index file.")
+        if backend.read_index() is None:
+            with contextlib.suppress(IndexConflict):  # written meanwhile: as good
+                backend.write_index(PackageIndex().to_bytes(), replaces=None)
+                _note(f"Committed the index file {index_filename} to {backend.branch()!r}.")
+        if enable_gh_pages:
+            commit_site(backend.client, config.full_name, PAGES_BRANCH, _site(backend))
+            url = enable_pages(backend.client, config.full_name, PAGES_BRANCH)
+            _note(f"GitHub Pages serves branch {PAGES_BRANCH!r}" + (f" at {url}" if url else ""))
+    _print_config(config, token_env)
+
+
+def gen_gh_pages(
+    owner: Owner,
+    repo: Repo,
+    token: Token = None,
+    token_env: TokenEnv = None,
+    branch: Branch = "",
+    index_filename: IndexFilename = DEFAULT_INDEX_FILENAME,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    pages_branch: Annotated[
+        str, typer.Option("--pages_branch", help="The branch GitHub Pages serves.")
+    ] = PAGES_BRANCH,
+) -> None:
+    """Publish the package index as a static PEP 503 site on the GitHub Pages branch."""
+    config = GitHubConfig(
+        name=f"{owner}/{repo}",
+        type=GitHubBackend.type,
+        owner=owner,
+        repo=repo,
+        branch=branch,
+        index_filename=index_filename,
+        api_url=api_url,
+        token=_token(token, token_env),
+    )
+    backend = GitHubBackend(config, Path.cwd())
+    with _reported():
+        site = _site(backend)
+        commit = commit_site(backend.client, config.full_name, pages_branch, site)
+    pages = len(site) - 2  # not the root page and .nojekyll
+    if commit:
+        typer.echo(f"Published {pages} project pages to {pages_branch!r} ({commit[:12]}).")
+    else:
+        typer.echo(f"{pages_branch!r} already holds the site of {pages} project pages.")
+
+
+def _site(backend: GitHubBackend) -> dict[str, str]:
+    config = backend.github
+    label = f"the index file {config.index_filename} of {config.full_name}"
+    index = index_from_remote(backend.read_index(), label=label)
+    urls = {asset.filename: asset.browser_download_url for asset in backend.assets()}
+    return render_site(index, urls)
+
+
+def _token(token: str | None, token_env: str | None) -> str:
+    value = token or (os.environ.get(token_env, "") if token_env else "")
+    if not value:
+        raise typer.BadParameter("give --token, or --token_env naming a set variable")
+    return value
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """GitHub's refusals and failures (``GitHubError``, or any other ``OSError``) as one line
+    and exit code 2, like the core's errors."""
+    try:
+        yield
+    except OSError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _print_config(config: GitHubConfig, token_env: str | None) -> None:
+    """The config table on stdout (to append to the config file), the rest on stderr."""
+    variable = token_env or TOKEN_SECRET
+    table: dict[str, str] = {"type": config.type, "owner": config.owner, "repo": config.repo}
+    if config.branch:
+        table["branch"] = config.branch
+    if config.index_filename != DEFAULT_INDEX_FILENAME:
+        table["index_filename"] = config.index_filename
+    if config.api_url != DEFAULT_API_URL:
+        table["api_url"] = config.api_url
+    table["token_env"] = variable
+    typer.echo("\n" + tomli_w.dumps({config.name: table}), nl=False)  # "\n": safe to append
+    admin = tomli_w.dumps({config.name: {"type": config.type, "env": variable}})
+    _note(
+        "\nAdd the table above to the server's config file, and this one to its admin secret "
+        f"file:\n\n{admin}\nThe server reads its GitHub token from ${variable}. The workflow "
+        f"reads it from the repository secret {TOKEN_SECRET} (Settings > Secrets and "
+        "variables > Actions)."
+    )
