@@ -66,17 +66,8 @@ def init_pkg_repo(
     rebuilds it on release events, and with --enable_gh_pages publishes the index as a
     static site. Running it again is safe: what exists is left as it is.
     """
-    config = GitHubConfig(
-        name=name,
-        type=GitHubBackend.type,
-        owner=owner,
-        repo=repo,
-        branch=branch,
-        index_filename=index_filename,
-        api_url=api_url,
-        token=_token(token, token_env),
-    )
-    backend = GitHubBackend(config, Path.cwd())
+    backend = _backend(name, owner, repo, branch, index_filename, api_url, token, token_env)
+    config = backend.github
     with _reported():
         repository, created = ensure_repository(backend.client, owner, repo)
         _note(f"{'Created' if created else 'Found'} repository {config.full_name}.")
@@ -114,17 +105,10 @@ def gen_gh_pages(
     ] = PAGES_BRANCH,
 ) -> None:
     """Publish the package index as a static PEP 503 site on the GitHub Pages branch."""
-    config = GitHubConfig(
-        name=f"{owner}/{repo}",
-        type=GitHubBackend.type,
-        owner=owner,
-        repo=repo,
-        branch=branch,
-        index_filename=index_filename,
-        api_url=api_url,
-        token=_token(token, token_env),
+    backend = _backend(
+        f"{owner}/{repo}", owner, repo, branch, index_filename, api_url, token, token_env
     )
-    backend = GitHubBackend(config, Path.cwd())
+    config = backend.github
     with _reported():
         site = _site(backend)
         commit = commit_site(backend.client, config.full_name, pages_branch, site)
@@ -133,6 +117,29 @@ def gen_gh_pages(
         typer.echo(f"Published {pages} project pages to {pages_branch!r} ({commit[:12]}).")
     else:
         typer.echo(f"{pages_branch!r} already holds the site of {pages} project pages.")
+
+
+def _backend(
+    name: str,
+    owner: str,
+    repo: str,
+    branch: str,
+    index_filename: str,
+    api_url: str,
+    token: str | None,
+    token_env: str | None,
+) -> GitHubBackend:
+    config = GitHubConfig(
+        name=name,
+        type=GitHubBackend.type,
+        owner=owner,
+        repo=repo,
+        branch=branch,
+        index_filename=index_filename,
+        api_url=api_url,
+        token=_token(token, token_env),
+    )
+    return GitHubBackend(config, Path.cwd())
 
 
 def _site(backend: GitHubBackend) -> dict[str, str]:
