@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import string
 
 from packaging.utils import (
     InvalidName,
@@ -12,7 +13,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import InvalidVersion
+from packaging.version import InvalidVersion, Version
 
 from private_pypi_core.backend import DistFile
 from private_pypi_core.errors import BadRequest
@@ -20,10 +21,19 @@ from private_pypi_core.errors import BadRequest
 SDIST_SUFFIXES = (".tar.gz", ".zip")
 
 
+# What a distribution filename may hold (PEP 427, PEP 625, PEP 440 versions). packaging checks
+# the name and version but not every tag character, and lowercases before validating: this
+# keeps control, bidi and lookalike characters, and path separators, out of stored names.
+FILENAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "._-+!")
+
+
 def parse_dist_filename(filename: str) -> DistFile:
     """The project and version a wheel or sdist filename names; ``BadRequest`` otherwise."""
-    if "/" in filename or "\\" in filename or filename in {"", ".", ".."}:
-        raise BadRequest(f"invalid filename {filename!r}: it must be a bare file name")
+    if not filename or filename.startswith(".") or not set(filename) <= FILENAME_CHARACTERS:
+        raise BadRequest(
+            f"invalid filename {filename!r}: a distribution filename has only ASCII letters, "
+            "digits and . _ - + ! and does not start with a dot"
+        )
     try:
         if filename.endswith(".whl"):
             name, version, _, _ = parse_wheel_filename(filename)
@@ -41,6 +51,15 @@ def parse_dist_filename(filename: str) -> DistFile:
 
 
 @functools.lru_cache(maxsize=1 << 16)  # every page request normalises its project
+def release_identity(dist: DistFile) -> tuple[str, Version, frozenset[str]]:
+    """What makes a file unique in a release, whatever the spelling of its name: the project,
+    the version, and the wheel's tags (or "sdist")."""
+    if dist.filename.endswith(".whl"):
+        _, _, _, tags = parse_wheel_filename(dist.filename)
+        return dist.project, Version(dist.version), frozenset(str(tag) for tag in tags)
+    return dist.project, Version(dist.version), frozenset({"sdist"})
+
+
 def normalize_project(name: str) -> str:
     """The PEP 503 normalised form of a project name."""
     return canonicalize_name(name)

@@ -21,7 +21,7 @@ import filelock
 from packaging.version import InvalidVersion, Version
 
 from private_pypi_core.backend import Backend, BackendConfig, FileExists, IndexConflict, IndexFile
-from private_pypi_core.dists import normalize_project
+from private_pypi_core.dists import normalize_project, release_identity
 from private_pypi_core.errors import Conflict, NotFound, StorageUnavailable
 from private_pypi_core.files import FileVersion, atomic_write, file_version
 from private_pypi_core.index import (
@@ -47,6 +47,19 @@ class Upload:
     entry: IndexEntry
     path: Path
     metadata_path: Path | None = None
+
+
+def _refuse_another_spelling(index: PackageIndex, entry: IndexEntry) -> None:
+    """``Conflict`` when the release already has this file under another name (another
+    spelling of the project or version, e.g. ``Demo_Pkg`` or ``1.0.0`` for ``1.0``)."""
+    identity = release_identity(entry.dist)
+    for other in index.projects.get(entry.project, []):
+        if release_identity(other.dist) == identity:
+            raise Conflict(
+                f"File already exists: {other.filename!r} is the same file of this release "
+                f"(same project, version and tags) as {entry.filename!r}; a published file "
+                "never changes, so upload it under a new version."
+            )
 
 
 def _same_version(text: str, version: str) -> bool:
@@ -114,9 +127,13 @@ class Repository:
         """
         entry = upload.entry
         with self.lock:
-            known = self._fetch_remote()[1].entries.get(entry.filename)
+            remote, index = self._fetch_remote()
+            known = index.entries.get(entry.filename)
             if known is not None:
+                if remote is not None:
+                    self._store_local(remote.data)  # the local copy may lag after a crash
                 return self._same_file_or_conflict(entry.sha256, known.sha256, entry.filename)
+            _refuse_another_spelling(index, entry)
             try:
                 self.backend.write_file(entry.dist, upload.path)
             except FileExists:

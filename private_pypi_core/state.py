@@ -143,10 +143,9 @@ def load_configuration(settings: ServerSettings) -> Configuration:
 def remove_leftovers(settings: ServerSettings) -> int:
     """Remove the temp files of uploads and index writes that a crash cut short; call it
     before the workers start. Returns how many there were."""
-    removed = remove_stale_temp_files(settings.root / "tmp", "*")
-    removed += remove_stale_temp_files(settings.root / "cache", "*/.*.tmp")
-    removed += remove_stale_temp_files(settings.root, "*/.*.tmp")
-    return len(removed)
+    patterns = ["tmp/*", "*/.*.tmp", "cache/*/.*.tmp", "cache/*/storage/.*.tmp"]
+    patterns.append("cache/*/storage/*/.*.tmp")  # the fs backend's default store under ROOT
+    return sum(len(remove_stale_temp_files(settings.root, pattern)) for pattern in patterns)
 
 
 def forget_initialized(settings: ServerSettings) -> None:
@@ -187,12 +186,13 @@ def _configuration(
                 f"{admin.label}: repository [{name}] has type {secret.type!r}, "
                 f"but {config.label} says {configs[name].type!r}"
             )
-    repositories = {
-        name: Repository(
-            repo_config,
-            root,
-            admin_secret=admin_secrets[name].secret if name in admin_secrets else None,
-        )
-        for name, repo_config in configs.items()
-    }
+    repositories = {}
+    for name, repo_config in configs.items():
+        admin_secret = admin_secrets[name].secret if name in admin_secrets else None
+        try:
+            repositories[name] = Repository(repo_config, root, admin_secret=admin_secret)
+        except OSError as error:
+            raise ConfigError(
+                f"{config.label}: repository [{name}]: its storage cannot be used: {error}"
+            ) from None
     return Configuration(origin=origin, repositories=repositories, admin_secrets=admin_secrets)

@@ -9,7 +9,7 @@ import falcon
 import falcon.asgi
 
 from private_pypi_core.backend import Access, BackendConfig, DistFile
-from private_pypi_core.dists import content_type, normalize_project
+from private_pypi_core.dists import content_type, normalize_project, validate_project
 from private_pypi_core.errors import NotFound
 from private_pypi_core.index import IndexEntry, PackageIndex
 from private_pypi_core.metadata import COMPANION_SUFFIX
@@ -114,7 +114,7 @@ class ProjectPage:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project: str
     ) -> None:
         repository = await self.runtime.authorize(req, Access.READ)
-        normalized = normalize_project(project)
+        normalized = validate_project(project)  # also keeps the redirects' Location clean
         if normalized != project or not req.path.endswith("/"):
             raise falcon.HTTPMovedPermanently(f"/simple/{normalized}/{_query(req)}")
         if normalized not in repository.index.projects:

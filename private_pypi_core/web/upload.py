@@ -30,8 +30,8 @@ from private_pypi_core.metadata import extract_core_metadata, parse_metadata
 from private_pypi_core.repository import Upload
 
 FILE_FIELD = "content"
-# Room for the form fields around the file (metadata, description) when checking the
-# declared Content-Length against max_file_bytes.
+# Room for the form fields around the file (metadata, description): all of them together may
+# hold this much, and the declared Content-Length may exceed max_file_bytes by this much.
 FORM_OVERHEAD_BYTES = 4 << 20
 FILETYPE_SUFFIXES = {"bdist_wheel": (".whl",), "sdist": (".tar.gz", ".zip")}
 DIGEST_FIELDS = {"sha256_digest": "sha256", "md5_digest": "md5", "blake2_256_digest": "blake2b_256"}
@@ -92,6 +92,7 @@ async def _read_form(
     req: falcon.asgi.Request, temp: BinaryIO, max_file_bytes: int
 ) -> tuple[dict[str, str], _ReceivedFile]:
     fields: dict[str, str] = {}
+    fields_bytes = 0
     received: _ReceivedFile | None = None
     try:
         form = await req.get_media()
@@ -108,8 +109,13 @@ async def _read_form(
             else:
                 # Repeated fields (classifiers, requires_dist) keep their first value: the
                 # index needs none of them.
-                value = (await part.get_data()).decode("utf-8", errors="replace")
-                fields.setdefault(part.name, value)
+                data = await part.get_data()
+                fields_bytes += len(data)
+                if fields_bytes > FORM_OVERHEAD_BYTES:
+                    raise PayloadTooLarge(
+                        f"The upload's text fields exceed {FORM_OVERHEAD_BYTES >> 20} MiB."
+                    )
+                fields.setdefault(part.name, data.decode("utf-8", errors="replace"))
     except (MultipartParseError, falcon.MediaMalformedError) as error:
         raise BadRequest(f"The upload form cannot be read: {_describe(error)}") from None
     if received is None:
