@@ -21,6 +21,7 @@ from private_pypi_core.errors import ConfigError, Forbidden, ServerError, UserEr
 from private_pypi_core.plugins import plugin_manager
 from private_pypi_core.state import (
     EMBEDDED_REPOSITORY,
+    Configuration,
     Origin,
     ServerSettings,
     forget_initialized,
@@ -132,9 +133,24 @@ def server(
     if leftovers := remove_leftovers(settings):
         typer.echo(f"Removed {leftovers} temp files of writes cut short by an earlier crash.")
     configuration = load_configuration(settings)  # fail now, not in every worker
+    _sync_before_serving(configuration)
     if configuration.origin is Origin.EMBEDDED:
         _explain_embedded_default(settings, host, port)
     PrivatePypiServer(settings, options).run()
+
+
+def _sync_before_serving(configuration: Configuration) -> None:
+    """Bring every local index up to date before the workers serve from it."""
+    log = logging.getLogger("private_pypi_core.cli")
+    for repository in configuration.repositories.values():
+        try:
+            repository.sync()
+        except (OSError, UserError) as error:
+            log.warning(
+                "repository %s: serving the local index, the remote one failed: %s",
+                repository.name,
+                error,
+            )
 
 
 def _explain_embedded_default(settings: ServerSettings, host: str, port: int) -> None:

@@ -230,9 +230,14 @@ class Repository:
         except FileNotFoundError:
             unchanged = False
         if not unchanged:
-            if check:
+            parsed = (
                 PackageIndex.from_bytes(data, label=f"the remote index of {self.name!r}")
+                if check
+                else None
+            )
             atomic_write(self.local_index_path, data)
+            if parsed is not None:  # this worker need not parse the file again
+                self._index, self._index_version = parsed, file_version(self._local_index_file)
         self.synced_marker.touch()
 
     @staticmethod

@@ -144,15 +144,13 @@ class Runtime:
         Each worker runs this loop; the repository's lock and the local index's timestamp make
         one worker per interval do the work.
         """
-        starting = True  # a worker (re)starting syncs at once: the local copy may lag
         while True:
             for repository in list(self.configuration.repositories.values()):
-                if not starting and not repository.sync_due():
+                if not repository.sync_due():
                     continue
                 try:
-                    if await self.run(functools.partial(repository.sync, wait=starting)):
+                    if await self.run(functools.partial(repository.sync, wait=False)):
                         log.info("repository %s: local index synced", repository.name)
                 except Exception:
                     log.exception("repository %s: index sync failed", repository.name)
-            starting = False
             await asyncio.sleep(SYNC_CHECK_SECONDS)
