@@ -98,48 +98,63 @@ def _uv_pip_install(
     )
 
 
-def test_pip_install_with_credentials_in_the_index_url_installs_the_newest_version(
-    server: RunningServer, tmp_path: Path
+INSTALLERS = pytest.mark.parametrize("installer", ["pip", "uv"])
+
+
+def _install(
+    installer: str, target: Path, index_url: str, env: dict[str, str], project: str
+) -> subprocess.CompletedProcess[str]:
+    install = _pip_install if installer == "pip" else _uv_pip_install
+    return install(target, index_url, env, project)
+
+
+@INSTALLERS
+def test_install_with_credentials_in_the_index_url_installs_the_newest_version(
+    server: RunningServer, tmp_path: Path, installer: str
 ) -> None:
-    """``pip install --index-url http://local:<read>@.../simple/`` installs a working package."""
-    project = "pip-url-credentials"
+    """``pip install`` / ``uv pip install --index-url http://local:<read>@.../simple/``
+    installs a working package, the newest version."""
+    project = f"{installer}-url-credentials"
     _publish(server, tmp_path / "dist", project, "1.0", "1.1")
     env = client_env(tmp_path)
     target = tmp_path / "target"
-    result = _pip_install(target, _index_url(server, "read"), env, project)
+    result = _install(installer, target, _index_url(server, "read"), env, project)
     assert result.returncode == 0, report(result)
     assert _imported_version(target, project, env) == "1.1"
 
 
-def test_pip_install_with_credentials_in_a_netrc_file_installs_the_package(
-    server: RunningServer, tmp_path: Path
+@INSTALLERS
+def test_install_with_credentials_in_a_netrc_file_installs_the_package(
+    server: RunningServer, tmp_path: Path, installer: str
 ) -> None:
     """A bare index URL works when the netrc file named by NETRC holds the read secret."""
-    project = "pip-netrc-credentials"
+    project = f"{installer}-netrc-credentials"
     _publish(server, tmp_path / "dist", project, "2.0")
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine 127.0.0.1 login local password {server.secret('local', 'read')}\n")
     netrc.chmod(0o600)
     env = client_env(tmp_path, NETRC=str(netrc))
     target = tmp_path / "target"
-    result = _pip_install(target, server.simple_url, env, project)
+    result = _install(installer, target, server.simple_url, env, project)
     assert result.returncode == 0, report(result)
     assert _imported_version(target, project, env) == "2.0"
 
 
+@INSTALLERS
 @REFUSED
-def test_pip_install_without_a_valid_credential_fails(
-    server: RunningServer, tmp_path: Path, credential: str
+def test_install_without_a_valid_credential_fails(
+    server: RunningServer, tmp_path: Path, credential: str, installer: str
 ) -> None:
-    """A wrong secret or no credential: pip finds nothing, exits non-zero, installs nothing."""
-    project = f"pip-refused-{credential}"
+    """A wrong secret or no credential: the installer exits non-zero and installs nothing;
+    pip shows the 401 for a wrong secret (without one it finds nothing), uv always."""
+    project = f"{installer}-refused-{credential}"
     _publish(server, tmp_path / "dist", project, "1.0")
     env = client_env(tmp_path)
     target = tmp_path / "target"
-    result = _pip_install(target, _index_url(server, credential), env, project)
+    result = _install(installer, target, _index_url(server, credential), env, project)
     assert result.returncode != 0, report(result)
     assert not (target / _module(project)).exists(), report(result)
-    if credential == "wrong":
+    if credential == "wrong" or installer == "uv":
         assert "401" in output(result), report(result)
 
 
@@ -186,50 +201,6 @@ def test_pip_index_versions_lists_the_published_versions(
     assert result.returncode == 0, report(result)
     assert f"{project} (1.10)" in result.stdout, report(result)
     assert "Available versions: 1.10, 1.2, 1.0" in result.stdout, report(result)
-
-
-def test_uv_pip_install_with_credentials_in_the_index_url_installs_the_package(
-    server: RunningServer, tmp_path: Path
-) -> None:
-    """``uv pip install --target`` from the private index gives an importable package."""
-    project = "uv-url-credentials"
-    _publish(server, tmp_path / "dist", project, "1.0", "1.1")
-    env = client_env(tmp_path)
-    target = tmp_path / "target"
-    result = _uv_pip_install(target, _index_url(server, "read"), env, project)
-    assert result.returncode == 0, report(result)
-    assert _imported_version(target, project, env) == "1.1"
-
-
-def test_uv_pip_install_with_credentials_in_a_netrc_file_installs_the_package(
-    server: RunningServer, tmp_path: Path
-) -> None:
-    """uv too reads the netrc file named by NETRC for a bare index URL."""
-    project = "uv-netrc-credentials"
-    _publish(server, tmp_path / "dist", project, "2.0")
-    netrc = tmp_path / "netrc"
-    netrc.write_text(f"machine 127.0.0.1 login local password {server.secret('local', 'read')}\n")
-    netrc.chmod(0o600)
-    env = client_env(tmp_path, NETRC=str(netrc))
-    target = tmp_path / "target"
-    result = _uv_pip_install(target, server.simple_url, env, project)
-    assert result.returncode == 0, report(result)
-    assert _imported_version(target, project, env) == "2.0"
-
-
-@REFUSED
-def test_uv_pip_install_without_a_valid_credential_fails(
-    server: RunningServer, tmp_path: Path, credential: str
-) -> None:
-    """A wrong secret or no credential: uv reports the 401 and installs nothing."""
-    project = f"uv-refused-{credential}"
-    _publish(server, tmp_path / "dist", project, "1.0")
-    env = client_env(tmp_path)
-    target = tmp_path / "target"
-    result = _uv_pip_install(target, _index_url(server, credential), env, project)
-    assert result.returncode != 0, report(result)
-    assert "401" in output(result), report(result)
-    assert not (target / _module(project)).exists(), report(result)
 
 
 def _poetry_consumer(directory: Path, server: RunningServer, project: str, version: str) -> Path:
