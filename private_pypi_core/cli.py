@@ -313,3 +313,6 @@ def main() -> None:
     except UserError as error:
         typer.echo(f"Error: {error}", err=True)
         sys.exit(2)
+    except OSError as error:  # a store or a server out of reach: say so, without a traceback
+        typer.echo(f"Error: the package storage failed: {error}", err=True)
+        sys.exit(1)

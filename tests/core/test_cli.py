@@ -392,3 +392,23 @@ def test_environment_mode_serves_as_the_variables_say(env_mode_server: RunningSe
 def test_environment_mode_with_an_unknown_command_exits_2() -> None:
     result = run(env=clean_environ(PRIVATE_PYPI_COMMAND="serve"))
     assert_one_line_error(result, "'serve' is not a command")
+
+
+def test_update_index_on_a_store_that_fails_says_so_in_one_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("in the way\n")
+    result = run(
+        "update_index",
+        "file_system",
+        "team",
+        "--secret=s3cret",
+        "--write_secret=s3cret",
+        f"--storage_path={not_a_folder}",
+        "--root",
+        str(tmp_path),
+    )
+    assert result.returncode == 1, result
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("Error: the package storage failed:")
+    assert "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr
