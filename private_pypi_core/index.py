@@ -39,6 +39,8 @@ from private_pypi_core.hashing import CHUNK_BYTES, file_hashes, stream_hashes
 from private_pypi_core.metadata import COMPANION_SUFFIX, extract_core_metadata, parse_metadata
 
 FORMAT_VERSION = 1
+ATTESTATIONS_SUFFIX = ".attestations"  # kept as uploaded (PEP 740), not yet served
+COMPANION_SUFFIXES = (COMPANION_SUFFIX, ATTESTATIONS_SUFFIX)
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +159,7 @@ def build_index(backend: Backend, previous: PackageIndex) -> PackageIndex:
     stored = {f.filename: f for f in backend.list_files()}
     entries = {}
     for filename, stored_file in stored.items():
-        if filename.endswith(COMPANION_SUFFIX):
+        if filename.endswith(COMPANION_SUFFIXES):
             continue
         try:
             dist = parse_dist_filename(filename)

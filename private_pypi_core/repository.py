@@ -25,6 +25,7 @@ from private_pypi_core.dists import normalize_project, release_identity
 from private_pypi_core.errors import Conflict, NotFound, StorageUnavailable
 from private_pypi_core.files import FileVersion, atomic_write, file_version
 from private_pypi_core.index import (
+    ATTESTATIONS_SUFFIX,
     IndexEntry,
     PackageIndex,
     build_index,
@@ -47,6 +48,7 @@ class Upload:
     entry: IndexEntry
     path: Path
     metadata_path: Path | None = None
+    attestations_path: Path | None = None  # the upload's PEP 740 attestations, kept as sent
 
 
 def _refuse_another_spelling(index: PackageIndex, entry: IndexEntry) -> None:
@@ -143,10 +145,15 @@ class Repository:
                 created = False
             else:
                 created = True
-            if upload.metadata_path is not None:
-                # Before the index lists the file: never advertise metadata that is not served.
-                with contextlib.suppress(FileExists):  # left by an interrupted attempt
-                    self.backend.write_file(entry.metadata_dist, upload.metadata_path)
+            # Before the index lists the file: never advertise metadata that is not served.
+            companions = [
+                (entry.metadata_dist, upload.metadata_path),
+                (entry.dist.companion(ATTESTATIONS_SUFFIX), upload.attestations_path),
+            ]
+            for companion, source in companions:
+                if source is not None:
+                    with contextlib.suppress(FileExists):  # left by an interrupted attempt
+                        self.backend.write_file(companion, source)
             self._update_remote(
                 lambda index: index.with_entry(index.entries.get(entry.filename, entry))
             )

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -53,27 +54,32 @@ async def receive_upload(
     fd, temp_name = tempfile.mkstemp(dir=temp_dir, prefix=".upload-", suffix=".tmp")
     path = Path(temp_name)
     metadata_path = path.with_suffix(".metadata")
+    attestations_path = path.with_suffix(".attestations")
     try:
         with os.fdopen(fd, "wb") as temp:
             fields, received = await _read_form(req, temp, max_file_bytes)
             temp.flush()
             await asyncio.to_thread(os.fsync, temp.fileno())  # durable before it is published
         entry = _checked_entry(fields, received)
+        has_attestations = _write_attestations(fields.get("attestations"), attestations_path)
         metadata = await asyncio.to_thread(extract_core_metadata, path, entry.dist)
-        if metadata is None:
-            yield Upload(entry=entry, path=path)
-            return
-        metadata_path.write_bytes(metadata)
-        requires_python = parse_metadata(metadata, entry.filename).get("requires_python")
-        entry = dataclasses.replace(
-            entry,
-            metadata_sha256=hashlib.sha256(metadata).hexdigest(),
-            requires_python=requires_python or entry.requires_python,
+        if metadata is not None:
+            metadata_path.write_bytes(metadata)
+            requires_python = parse_metadata(metadata, entry.filename).get("requires_python")
+            entry = dataclasses.replace(
+                entry,
+                metadata_sha256=hashlib.sha256(metadata).hexdigest(),
+                requires_python=requires_python or entry.requires_python,
+            )
+        yield Upload(
+            entry=entry,
+            path=path,
+            metadata_path=metadata_path if metadata is not None else None,
+            attestations_path=attestations_path if has_attestations else None,
         )
-        yield Upload(entry=entry, path=path, metadata_path=metadata_path)
     finally:
-        path.unlink(missing_ok=True)
-        metadata_path.unlink(missing_ok=True)
+        for temp_path in (path, metadata_path, attestations_path):
+            temp_path.unlink(missing_ok=True)
 
 
 class _ReceivedFile:
@@ -163,6 +169,20 @@ def _checked_entry(fields: dict[str, str], received: _ReceivedFile) -> IndexEntr
         upload_time=datetime.now(UTC),
         requires_python=_requires_python(fields.get("requires_python", "")),
     )
+
+
+def _write_attestations(value: str | None, path: Path) -> bool:
+    """Keep the ``attestations`` field (PEP 740: a JSON list) to store beside the file."""
+    if not value:
+        return False
+    try:
+        attestations = json.loads(value)
+    except ValueError:
+        raise BadRequest("The attestations field is not valid JSON.") from None
+    if not isinstance(attestations, list):
+        raise BadRequest("The attestations field must be a JSON list of attestations.")
+    path.write_text(value, encoding="utf-8")
+    return True
 
 
 def _same_version(sent: str, parsed: str) -> bool:
