@@ -155,7 +155,8 @@ class Repository:
                     with contextlib.suppress(FileExists):  # left by an interrupted attempt
                         self.backend.write_file(companion, source)
             self._update_remote(
-                lambda index: index.with_entry(index.entries.get(entry.filename, entry))
+                lambda index: index.with_entry(index.entries.get(entry.filename, entry)),
+                read=(remote, index),
             )
         if created:
             log.info("repository %s: published %s", self.name, entry.filename)
@@ -174,12 +175,14 @@ class Repository:
             ]
 
         with self.lock:
-            if not selected(self._fetch_remote()[1]):
+            remote, index = self._fetch_remote()
+            if not selected(index):
                 raise NotFound(f"No file of project {normalized!r} matches {target!r}.")
             changed = self._update_remote(
                 lambda index: index.with_entries(
                     dataclasses.replace(entry, yanked=reason) for entry in selected(index)
-                )
+                ),
+                read=(remote, index),
             )
         filenames = [entry.filename for entry in selected(changed)]
         log.info(
@@ -203,11 +206,16 @@ class Repository:
             raise StorageUnavailable(f"{label} cannot be read: {error}") from error
         return remote, index_from_remote(remote, label=label)
 
-    def _update_remote(self, change: Callable[[PackageIndex], PackageIndex]) -> PackageIndex:
-        """Apply ``change`` to the remote index, again on a fresh copy when another server
-        wrote in between, then store the result locally."""
+    def _update_remote(
+        self,
+        change: Callable[[PackageIndex], PackageIndex],
+        read: tuple[IndexFile | None, PackageIndex] | None = None,
+    ) -> PackageIndex:
+        """Apply ``change`` to the remote index (``read``, when the caller just fetched it),
+        again on a fresh copy when another server wrote in between, then store the result
+        locally."""
         for attempt in range(INDEX_WRITE_ATTEMPTS):
-            remote, index = self._fetch_remote()
+            remote, index = read if read is not None and attempt == 0 else self._fetch_remote()
             changed = change(index)
             data = changed.to_bytes()
             try:
