@@ -290,3 +290,41 @@ def poetry_publish(
         poetry_env,
         cwd=project_dir,
     )
+
+
+PIP_FLAGS = ("--no-input", "--no-cache-dir", "--timeout", NETWORK_TIMEOUT, "--retries", "0")
+
+
+def pip_install(
+    target: Path, index_url: str, env: dict[str, str], *requirements: str
+) -> subprocess.CompletedProcess[str]:
+    """``pip install --target`` from ``index_url``, never prompting or retrying."""
+    return run(
+        pip_command(
+            "install", *PIP_FLAGS, "--target", str(target), "--index-url", index_url, *requirements
+        ),
+        env,
+    )
+
+
+def uv_pip_install(
+    target: Path, index_url: str, env: dict[str, str], *requirements: str
+) -> subprocess.CompletedProcess[str]:
+    """``uv pip install --target`` from ``index_url``, for this interpreter, no user config."""
+    return run(
+        [
+            executable("uv"),
+            "pip",
+            "install",
+            "--no-config",
+            "--no-progress",
+            "--python",
+            sys.executable,
+            "--target",
+            str(target),
+            "--index-url",
+            index_url,
+            *requirements,
+        ],
+        env,
+    )

@@ -10,11 +10,12 @@ import pytest
 
 from tests.dists import make_sdist, make_wheel
 from tests.e2e.clients import (
-    NETWORK_TIMEOUT,
+    PIP_FLAGS,
     client_env,
     executable,
     output,
     pip_command,
+    pip_install,
     project_links,
     publish_with_requests,
     report,
@@ -22,12 +23,12 @@ from tests.e2e.clients import (
     secret_for,
     sha256_of,
     twine_upload,
+    uv_pip_install,
 )
 from tests.server import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-PIP_FLAGS = ("--no-input", "--no-cache-dir", "--timeout", NETWORK_TIMEOUT, "--retries", "0")
 REFUSED = pytest.mark.parametrize("credential", ["wrong", "none"])
 
 
@@ -65,46 +66,13 @@ def _imported_version(target: Path, project: str, env: dict[str, str]) -> str:
     return result.stdout.strip()
 
 
-def _pip_install(
-    target: Path, index_url: str, env: dict[str, str], *requirements: str
-) -> subprocess.CompletedProcess[str]:
-    return run(
-        pip_command(
-            "install", *PIP_FLAGS, "--target", str(target), "--index-url", index_url, *requirements
-        ),
-        env,
-    )
-
-
-def _uv_pip_install(
-    target: Path, index_url: str, env: dict[str, str], *requirements: str
-) -> subprocess.CompletedProcess[str]:
-    return run(
-        [
-            executable("uv"),
-            "pip",
-            "install",
-            "--no-config",
-            "--no-progress",
-            "--python",
-            sys.executable,
-            "--target",
-            str(target),
-            "--index-url",
-            index_url,
-            *requirements,
-        ],
-        env,
-    )
-
-
 INSTALLERS = pytest.mark.parametrize("installer", ["pip", "uv"])
 
 
 def _install(
     installer: str, target: Path, index_url: str, env: dict[str, str], project: str
 ) -> subprocess.CompletedProcess[str]:
-    install = _pip_install if installer == "pip" else _uv_pip_install
+    install = pip_install if installer == "pip" else uv_pip_install
     return install(target, index_url, env, project)
 
 
@@ -293,7 +261,7 @@ def test_pip_installs_the_newest_version_whose_requires_python_allows_this_pytho
     assert links[new.name].requires_python == ">=4"
     assert links[old.name].requires_python is None
     target = tmp_path / "target"
-    result = _pip_install(target, _index_url(server, "read"), env, project)
+    result = pip_install(target, _index_url(server, "read"), env, project)
     assert result.returncode == 0, report(result)
     assert _imported_version(target, project, env) == "1.0"
 
@@ -309,7 +277,7 @@ def test_uv_pip_installs_the_newest_version_whose_requires_python_allows_this_py
     uploaded = twine_upload(server, [old, new], server.secret("local", "write"), env)
     assert uploaded.returncode == 0, report(uploaded)
     target = tmp_path / "target"
-    result = _uv_pip_install(target, _index_url(server, "read"), env, project)
+    result = uv_pip_install(target, _index_url(server, "read"), env, project)
     assert result.returncode == 0, report(result)
     assert _imported_version(target, project, env) == "1.0"
 
@@ -329,8 +297,8 @@ def test_installers_find_a_project_by_its_unnormalized_name_and_a_local_version(
     index_url = _index_url(server, "read")
     pip_target, uv_target = tmp_path / "pip-target", tmp_path / "uv-target"
     installs = [
-        _pip_install(pip_target, index_url, env, *requirements),
-        _uv_pip_install(uv_target, index_url, env, *requirements),
+        pip_install(pip_target, index_url, env, *requirements),
+        uv_pip_install(uv_target, index_url, env, *requirements),
     ]
     for result in installs:
         assert result.returncode == 0, report(result)

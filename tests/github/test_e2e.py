@@ -15,13 +15,13 @@ import requests
 from private_pypi_core.index import index_from_remote
 from tests.dists import make_sdist, make_wheel
 from tests.e2e.clients import (
-    NETWORK_TIMEOUT,
     client_env,
     executable,
     output,
-    pip_command,
+    pip_install,
     report,
     run,
+    uv_pip_install,
 )
 from tests.github.conftest import FULL_NAME, OWNER, REPO, Scene
 from tests.server import RunningServer, private_pypi_command, start_server
@@ -110,43 +110,13 @@ def test_twine_upload_then_pip_and_uv_install_from_release_assets(
     assert {path.name for path in files} <= stored, "files (and their metadata) are assets"
 
     pip_target = tmp_path / "pip-target"
-    result = run(
-        pip_command(
-            "install",
-            "--no-input",
-            "--no-cache-dir",
-            "--timeout",
-            NETWORK_TIMEOUT,
-            "--retries",
-            "0",
-            "--target",
-            str(pip_target),
-            "--index-url",
-            index_url(server, scene.reader),
-            f"{PROJECT}=={VERSION}",
-        ),
-        env,
-    )
+    result = pip_install(pip_target, index_url(server, scene.reader), env, f"{PROJECT}=={VERSION}")
     assert result.returncode == 0, report(result)
     assert imported_version(pip_target, env) == VERSION
 
     uv_target = tmp_path / "uv-target"
-    result = run(
-        [
-            executable("uv"),
-            "pip",
-            "install",
-            "--no-config",
-            "--no-progress",
-            "--python",
-            sys.executable,
-            "--target",
-            str(uv_target),
-            "--index-url",
-            index_url(server, scene.reader),
-            f"{PROJECT}=={VERSION}",
-        ],
-        env,
+    result = uv_pip_install(
+        uv_target, index_url(server, scene.reader), env, f"{PROJECT}=={VERSION}"
     )
     assert result.returncode == 0, report(result)
     assert imported_version(uv_target, env) == VERSION

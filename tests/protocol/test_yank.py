@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,12 @@ import pytest
 import requests
 
 from tests.dists import make_sdist
-from tests.e2e.clients import client_env, executable, pip_command, report, run
+from tests.e2e.clients import (
+    client_env,
+    pip_install,
+    report,
+    uv_pip_install,
+)
 from tests.protocol.dists_extra import make_rich_wheel
 from tests.protocol.helpers import JSON_V1, cli, parse_html
 from tests.server import RunningServer, start_server
@@ -98,43 +102,16 @@ def api_release(server: RunningServer, project: str, version: str) -> dict[str, 
     return document
 
 
-def pip_install(
+def pip_install_from(
     server: RunningServer, target: Path, env: dict[str, str], requirement: str
 ) -> subprocess.CompletedProcess[str]:
-    return run(
-        pip_command(
-            "install",
-            "--no-cache-dir",
-            "--target",
-            str(target),
-            "--index-url",
-            server.credentials_url(),
-            requirement,
-        ),
-        env,
-    )
+    return pip_install(target, server.credentials_url(), env, requirement)
 
 
-def uv_install(
+def uv_install_from(
     server: RunningServer, target: Path, env: dict[str, str], requirement: str
 ) -> subprocess.CompletedProcess[str]:
-    return run(
-        [
-            executable("uv"),
-            "pip",
-            "install",
-            "--no-config",
-            "--no-progress",
-            "--python",
-            sys.executable,
-            "--target",
-            str(target),
-            "--index-url",
-            server.credentials_url(),
-            requirement,
-        ],
-        env,
-    )
+    return uv_pip_install(target, server.credentials_url(), env, requirement)
 
 
 def installed_version(target: Path, module: str) -> str:
@@ -154,7 +131,7 @@ def test_installers_skip_a_yanked_version_unless_pinned_and_show_the_reason(
     assert result.returncode == 0, report(result)
     assert "yank_skip-2.0-py3-none-any.whl" in result.stdout
 
-    for name, install in (("pip", pip_install), ("uv", uv_install)):
+    for name, install in (("pip", pip_install_from), ("uv", uv_install_from)):
         latest = install(server, tmp_path / f"{name}-latest", env, "yank-skip")
         assert latest.returncode == 0, report(latest)
         assert installed_version(tmp_path / f"{name}-latest", "yank_skip") == "1.0", name
@@ -187,7 +164,7 @@ def test_the_reason_shows_in_both_page_formats_and_the_json_api_until_unyanked(
     assert html_yanks(server, "yank-pages") == {old.name: None, new.name: None}
     assert json_yanks(server, "yank-pages") == {old.name: False, new.name: False}
     assert api_release(server, "yank-pages", "2.0")["info"]["yanked"] is False
-    reinstalled = uv_install(server, tmp_path / "after", env, "yank-pages")
+    reinstalled = uv_install_from(server, tmp_path / "after", env, "yank-pages")
     assert reinstalled.returncode == 0, report(reinstalled)
     assert installed_version(tmp_path / "after", "yank_pages") == "2.0"
     assert "yanked" not in reinstalled.stderr.lower()
@@ -199,7 +176,7 @@ def test_a_yank_without_a_reason_is_still_a_yank(server: RunningServer, tmp_path
     assert yank(server, env, "yank", "yank-bare", "1.0").returncode == 0
     assert html_yanks(server, "yank-bare") == {wheel.name: ""}
     assert json_yanks(server, "yank-bare") == {wheel.name: True}
-    result = pip_install(server, tmp_path / "target", env, "yank-bare")
+    result = pip_install_from(server, tmp_path / "target", env, "yank-bare")
     assert result.returncode != 0, report(result)
     assert "no matching distribution" in result.stderr.lower(), report(result)
     assert not (tmp_path / "target" / "yank_bare").exists()
