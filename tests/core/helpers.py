@@ -7,14 +7,20 @@ import collections
 import hashlib
 import json
 import time
+import tomllib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import requests
+from falcon.testing import Result, TestClient
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
+from urllib3 import encode_multipart_formdata
 
+from private_pypi_core.state import ServerSettings
+from private_pypi_core.web.app import create_app
 from tests.server import RunningServer, start_server
 
 UPLOAD_DEFAULTS = {":action": "file_upload", "protocol_version": "1"}
@@ -49,6 +55,81 @@ def upload_fields(
         **overrides,
     }
     return {key: value for key, value in fields.items() if value is not None}
+
+
+@dataclass
+class Site:
+    """The Falcon app in process, on the embedded default (repository ``local``), and that
+    repository's secrets."""
+
+    client: TestClient
+    root: Path
+    read_secret: str
+    write_secret: str
+
+    @property
+    def read(self) -> dict[str, str]:
+        return basic_auth("local", self.read_secret)
+
+    @property
+    def write(self) -> dict[str, str]:
+        return basic_auth("local", self.write_secret)
+
+    @property
+    def storage(self) -> Path:
+        return self.root / "cache" / "local" / "storage"
+
+    def upload(
+        self,
+        dist: Path,
+        *,
+        path: str = "/simple/",
+        filename: str | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        overrides: dict[str, str | None] | None = None,
+        **fields: str | None,
+    ) -> Result:
+        """POST ``dist`` as twine would; ``fields``/``overrides`` change or drop form fields."""
+        form = upload_fields(dist, **{**fields, **(overrides or {})})
+        data = dist.read_bytes() if content is None else content
+        body, content_type = encode_multipart_formdata(
+            [
+                *form.items(),
+                (
+                    "content",
+                    (dist.name if filename is None else filename, data, "application/octet-stream"),
+                ),
+            ]
+        )
+        return self.client.simulate_post(
+            path,
+            body=body,
+            headers={**(self.write if headers is None else headers), "Content-Type": content_type},
+        )
+
+    def stored_files(self) -> list[str]:
+        """Every file in the repository's storage folder but the index and its lock."""
+        return sorted(
+            p.name
+            for p in self.storage.rglob("*")
+            if p.is_file() and p.name not in {"index.json", ".index.lock"}
+        )
+
+    def upload_temp_files(self) -> list[Path]:
+        return list((self.root / "tmp").iterdir())
+
+    @classmethod
+    def open(cls, root: Path, *, extra_index_url: str = "") -> Self:
+        """The app on a fresh ROOT, with the secrets it generated for ``local``."""
+        app = create_app(ServerSettings(root=root, extra_index_url=extra_index_url))
+        secrets = tomllib.loads((root / "embedded" / "config.toml").read_text())["local"]
+        return cls(
+            client=TestClient(app),
+            root=root,
+            read_secret=secrets["read_secret"],
+            write_secret=secrets["write_secret"],
+        )
 
 
 # --- A real server whose access log says which worker process answered each request. ---

@@ -7,8 +7,6 @@ import hashlib
 import json
 import re
 import time
-import tomllib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode, urljoin
@@ -19,7 +17,7 @@ from urllib3 import encode_multipart_formdata
 
 from private_pypi_core.state import ServerSettings
 from private_pypi_core.web.app import create_app
-from tests.core.helpers import basic_auth, upload_fields
+from tests.core.helpers import Site, basic_auth, upload_fields
 from tests.dists import make_sdist, make_wheel
 
 EXTRA_INDEX_URL = "https://pypi.example/simple/"
@@ -28,83 +26,10 @@ CSRF_COOKIE = "private_pypi_login_csrf"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@dataclass
-class Site:
-    """The app on the embedded default (repository ``local``) and that repository's secrets."""
-
-    client: TestClient
-    root: Path
-    read_secret: str
-    write_secret: str
-
-    @property
-    def read(self) -> dict[str, str]:
-        return basic_auth("local", self.read_secret)
-
-    @property
-    def write(self) -> dict[str, str]:
-        return basic_auth("local", self.write_secret)
-
-    @property
-    def storage(self) -> Path:
-        return self.root / "cache" / "local" / "storage"
-
-    def upload(
-        self,
-        dist: Path,
-        *,
-        path: str = "/simple/",
-        filename: str | None = None,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        overrides: dict[str, str | None] | None = None,
-        **fields: str | None,
-    ) -> Result:
-        """POST ``dist`` as twine would; ``fields``/``overrides`` change or drop form fields."""
-        form = upload_fields(dist, **{**fields, **(overrides or {})})
-        data = dist.read_bytes() if content is None else content
-        body, content_type = encode_multipart_formdata(
-            [
-                *form.items(),
-                (
-                    "content",
-                    (dist.name if filename is None else filename, data, "application/octet-stream"),
-                ),
-            ]
-        )
-        return self.client.simulate_post(
-            path,
-            body=body,
-            headers={**(self.write if headers is None else headers), "Content-Type": content_type},
-        )
-
-    def stored_files(self) -> list[str]:
-        """Every file in the repository's storage folder but the index and its lock."""
-        return sorted(
-            p.name
-            for p in self.storage.rglob("*")
-            if p.is_file() and p.name not in {"index.json", ".index.lock"}
-        )
-
-    def upload_temp_files(self) -> list[Path]:
-        return list((self.root / "tmp").iterdir())
-
-
-def make_site(root: Path, *, extra_index_url: str) -> Site:
-    app = create_app(ServerSettings(root=root, extra_index_url=extra_index_url))
-    secrets = tomllib.loads((root / "embedded" / "config.toml").read_text())["local"]
-    return Site(
-        client=TestClient(app),
-        root=root,
-        read_secret=secrets["read_secret"],
-        write_secret=secrets["write_secret"],
-    )
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     """The app with the extra index disabled: a missing project is a 404."""
-    return make_site(tmp_path / "root", extra_index_url="")
+    return Site.open(tmp_path / "root")
 
 
 @pytest.fixture
@@ -265,7 +190,7 @@ def test_bare_simple_redirects_to_simple_slash(site: Site) -> None:
 
 @pytest.mark.parametrize("extra_index_url", [EXTRA_INDEX_URL, EXTRA_INDEX_URL.rstrip("/")])
 def test_missing_project_is_sent_to_the_extra_index(tmp_path: Path, extra_index_url: str) -> None:
-    site = make_site(tmp_path / "root", extra_index_url=extra_index_url)
+    site = Site.open(tmp_path / "root", extra_index_url=extra_index_url)
     result = site.client.simulate_get("/simple/requests/", headers=site.read)
     assert result.status_code == 303
     assert result.headers["Location"] == "https://pypi.example/simple/requests/"
@@ -283,7 +208,7 @@ def test_missing_project_is_404_when_the_extra_index_is_disabled(site: Site) -> 
 
 
 def test_missing_project_needs_credentials_before_redirecting(tmp_path: Path) -> None:
-    site = make_site(tmp_path / "root", extra_index_url=EXTRA_INDEX_URL)
+    site = Site.open(tmp_path / "root", extra_index_url=EXTRA_INDEX_URL)
     result = site.client.simulate_get("/simple/requests/")
     assert result.status_code == 401
     assert "Location" not in result.headers
@@ -587,7 +512,7 @@ def test_tampered_session_cookie_is_refused(site: Site) -> None:
 
 
 def test_session_cookie_of_another_server_is_refused(site: Site, tmp_path: Path) -> None:
-    other = make_site(tmp_path / "other-root", extra_index_url="")
+    other = Site.open(tmp_path / "other-root", extra_index_url="")
     cookie = login(other, "local", other.read_secret).cookies[SESSION_COOKIE].value
     result = site.client.simulate_get("/simple/", cookies={SESSION_COOKIE: cookie})
     assert result.status_code == 401

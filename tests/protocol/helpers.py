@@ -8,7 +8,6 @@ import http.server
 import subprocess
 import threading
 import time
-import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,12 +17,9 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
-from falcon.testing import Result, TestClient
-from urllib3 import encode_multipart_formdata
+from falcon.testing import Result
 
-from private_pypi_core.state import ServerSettings
-from private_pypi_core.web.app import create_app
-from tests.core.helpers import basic_auth, upload_fields
+from tests.core.helpers import Site
 from tests.e2e.clients import run
 from tests.server import RunningServer, private_pypi_command
 
@@ -54,26 +50,8 @@ def vary_tokens(vary: str | None) -> set[str]:
 # --- The app in process --------------------------------------------------------------------
 
 
-@dataclass
-class LocalIndex:
+class LocalIndex(Site):
     """The Falcon app on the embedded default (repository ``local``), without a server."""
-
-    client: TestClient
-    root: Path
-    read_secret: str
-    write_secret: str
-
-    @property
-    def read(self) -> dict[str, str]:
-        return basic_auth("local", self.read_secret)
-
-    @property
-    def write(self) -> dict[str, str]:
-        return basic_auth("local", self.write_secret)
-
-    @property
-    def storage(self) -> Path:
-        return self.root / "cache" / "local" / "storage"
 
     def get(self, path: str, accept: str | None = None, **params: str) -> Result:
         """``GET path`` with the read secret and, when given, that ``Accept`` header."""
@@ -82,25 +60,13 @@ class LocalIndex:
             headers["Accept"] = accept
         return self.client.simulate_get(path, headers=headers, params=params or None)
 
-    def upload(self, dist: Path) -> Result:
-        """POST ``dist`` with the write secret, as twine would."""
-        body, content_type = encode_multipart_formdata(
-            [
-                *upload_fields(dist).items(),
-                ("content", (dist.name, dist.read_bytes(), "application/octet-stream")),
-            ]
-        )
-        return self.client.simulate_post(
-            "/simple/", body=body, headers={**self.write, "Content-Type": content_type}
-        )
-
     def publish(self, *dists: Path) -> None:
         for dist in dists:
             result = self.upload(dist)
             assert result.status_code == 200, f"{dist.name}: {result.status} {result.text}"
 
     def stored_files(self) -> list[str]:
-        """Every file under the project folders of the storage (not the index, not locks)."""
+        """Every file under the project folders of the storage, as ``<project>/<file>``."""
         return sorted(
             str(p.relative_to(self.storage))
             for p in self.storage.glob("*/*")
@@ -109,14 +75,7 @@ class LocalIndex:
 
 
 def local_index(root: Path, *, extra_index_url: str = "") -> LocalIndex:
-    app = create_app(ServerSettings(root=root, extra_index_url=extra_index_url))
-    secrets = tomllib.loads((root / "embedded" / "config.toml").read_text())["local"]
-    return LocalIndex(
-        client=TestClient(app),
-        root=root,
-        read_secret=secrets["read_secret"],
-        write_secret=secrets["write_secret"],
-    )
+    return LocalIndex.open(root, extra_index_url=extra_index_url)
 
 
 # --- Parsing project pages -----------------------------------------------------------------
