@@ -10,12 +10,30 @@ from __future__ import annotations
 
 import builtins
 import enum
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, ClassVar
+
+from private_pypi_core.errors import ConfigError
+
+# A package repository's name names folders under ROOT and is the username of its credentials:
+# a short slug that starts with a letter or digit (so never "." or "..", nor a flag).
+REPOSITORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_repository_name(name: str) -> str:
+    """``name`` if it is a valid package repository name; ``ConfigError`` naming it otherwise."""
+    if not REPOSITORY_NAME.fullmatch(name) or ".." in name:
+        shown = name if len(name) <= 80 else f"{name[:80]}..."
+        raise ConfigError(
+            f"invalid package repository name {shown!r}: a name has 1 to 64 letters, digits, "
+            "'-', '_' or '.', starts with a letter or digit and holds no '..'"
+        )
+    return name
 
 
 class Access(enum.IntEnum):
@@ -33,6 +51,14 @@ class BackendConfig:
     Fields map one to one to the keys of the repository's table in the config TOML. A field
     without a default is a required key. ``name`` and ``type`` are filled in by the core.
     """
+
+    #: The keys a config posted to ``/initialize/`` without a credential may set (a server
+    #: accepts such a config only while it is pristine). A subclass adds its own harmless keys
+    #: and leaves out every key that names something outside the server's ROOT: a path, a
+    #: URL or host the server connects to, an environment variable it reads.
+    anonymous_keys: ClassVar[frozenset[str]] = frozenset(
+        {"type", "max_file_bytes", "sync_index_interval", "tracks", "alternate_locations"}
+    )
 
     name: str
     type: str

@@ -12,12 +12,19 @@ import os
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
-from private_pypi_core.backend import Access
+from private_pypi_core.backend import Access, check_repository_name
 from private_pypi_core.config import config_from_flags, config_table
-from private_pypi_core.errors import ConfigError, Forbidden, ServerError, UserError
+from private_pypi_core.errors import (
+    ConfigError,
+    Forbidden,
+    ServerError,
+    StorageUnavailable,
+    UserError,
+)
 from private_pypi_core.plugins import plugin_manager
 from private_pypi_core.state import (
     EMBEDDED_REPOSITORY,
@@ -97,6 +104,21 @@ def server(
             help="Where to redirect requests for projects not found; empty: answer 404.",
         ),
     ] = "https://pypi.org/simple/",
+    session_max_age: Annotated[
+        int,
+        typer.Option(
+            "--session_max_age",
+            help="Seconds a browser session lasts after login, however often it is used.",
+        ),
+    ] = 8 * 3600,
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            help="The server's public URL (e.g. https://pypi.example.com), for absolute URLs "
+            "in answers; by default they are paths.",
+        ),
+    ] = "",
     debug: Annotated[bool, typer.Option("--debug", help="Log debug messages.")] = False,
     host: Annotated[str, typer.Option("--host", help="The interface to bind to.")] = "0.0.0.0",
     port: Annotated[int, typer.Option("--port", help="The port to bind to.")] = 8888,
@@ -105,7 +127,8 @@ def server(
     """Run the package index server.
 
     Any other --key=value flag is passed to gunicorn as a setting (e.g. --timeout=120,
-    --accesslog=-, --certfile=..., --keyfile=...).
+    --accesslog=-, --certfile=..., --keyfile=..., --worker_connections=1000,
+    --forwarded_allow_ips=PROXY), as are ours: --header_timeout=10, --body_timeout=30.
     """
     from private_pypi_core.serve import PrivatePypiServer, gunicorn_options
 
@@ -113,10 +136,14 @@ def server(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
     )
-    options = gunicorn_options(
-        {"bind": f"{host}:{port}", "workers": workers, "loglevel": "debug" if debug else "info"}
-        | parse_extra_flags(ctx.args)
-    )
+    defaults = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "loglevel": "debug" if debug else "info",
+        # X-Forwarded-For/-Proto are believed only from a proxy the operator names.
+        "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", ""),
+    }
+    options = gunicorn_options(defaults | parse_extra_flags(ctx.args))
     root.mkdir(parents=True, exist_ok=True)
     settings = ServerSettings(
         root=root.resolve(),
@@ -127,6 +154,8 @@ def server(
         auth_write_expires=auth_write_expires,
         extra_index_url=extra_index_url,
         debug=debug,
+        session_max_age=session_max_age,
+        public_url=_public_url(url),
     )
     if config is not None:
         forget_initialized(settings)
@@ -137,6 +166,15 @@ def server(
     if configuration.origin is Origin.EMBEDDED:
         _explain_embedded_default(settings, host, port)
     PrivatePypiServer(settings, options).run()
+
+
+def _public_url(url: str) -> str:
+    if not url:
+        return ""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query:
+        raise ConfigError(f"--url must be an http(s) URL such as https://pypi.example.com: {url!r}")
+    return url.rstrip("/")
 
 
 def _sync_before_serving(configuration: Configuration) -> None:
@@ -228,6 +266,7 @@ def yank(
     reason: Annotated[str, typer.Option("--reason", help="Why, shown by installers.")] = "",
 ) -> None:
     """Yank files (PEP 592): installers skip them unless a version pins them exactly."""
+    check_repository_name(repository)
     form = {"project": project, "target": target, "reason": reason}
     typer.echo(_manage(url, "yank", repository, _secret(secret, secret_env), form), nl=False)
 
@@ -242,6 +281,7 @@ def unyank(
     secret_env: SecretEnv = None,
 ) -> None:
     """Undo a yank."""
+    check_repository_name(repository)
     form = {"project": project, "target": target}
     typer.echo(_manage(url, "unyank", repository, _secret(secret, secret_env), form), nl=False)
 
@@ -310,6 +350,9 @@ def main() -> None:
             sys.exit(2)
     try:
         typer.main.get_command(cli).main(args=args, prog_name="private_pypi")
+    except StorageUnavailable as error:  # the operator's terminal: the cause may be named
+        typer.echo(f"Error: the package storage failed: {error.__cause__ or error}", err=True)
+        sys.exit(1)
     except UserError as error:
         typer.echo(f"Error: {error}", err=True)
         sys.exit(2)

@@ -33,7 +33,7 @@ from typing import Any
 
 import tomli_w
 
-from private_pypi_core.backend import BackendConfig
+from private_pypi_core.backend import BackendConfig, check_repository_name
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.files import atomic_write
 from private_pypi_core.plugins import backend_class
@@ -106,6 +106,10 @@ def load_repositories(source: TomlSource) -> dict[str, BackendConfig]:
 
 def repository_config(name: str, table: Mapping[str, Any], *, label: str) -> BackendConfig:
     """One repository's settings as its backend's config dataclass."""
+    try:
+        check_repository_name(name)
+    except ConfigError as error:
+        raise ConfigError(f"{label}: {error}") from None
     where = f"{label}: repository [{name}]"
     type_name = table.get("type")
     if not isinstance(type_name, str):
@@ -150,6 +154,10 @@ def load_admin_secrets(source: TomlSource) -> dict[str, AdminSecret]:
     secrets = {}
     for name in source.data:
         table = _table(source, name)
+        try:
+            check_repository_name(name)
+        except ConfigError as error:
+            raise ConfigError(f"{source.label}: {error}") from None
         where = f"{source.label}: repository [{name}]"
         type_name = table.get("type")
         if not isinstance(type_name, str):
@@ -164,6 +172,34 @@ def load_admin_secrets(source: TomlSource) -> dict[str, AdminSecret]:
             raise ConfigError(f"{where}: needs key 'raw' (the secret) or 'env' (a variable name)")
         secrets[name] = AdminSecret(name=name, type=type_name, secret=secret)
     return secrets
+
+
+def check_anonymous(config: TomlSource, admin: TomlSource) -> None:
+    """``ConfigError`` unless every key of ``config`` and ``admin`` may be set without a
+    credential: nothing that names a place outside ROOT (see ``BackendConfig.anonymous_keys``).
+    Checked on the TOML documents, before any repository touches storage."""
+    for name in config.data:
+        table = _table(config, name)
+        type_name = table.get("type")
+        if not isinstance(type_name, str):
+            continue  # the full check names the missing type
+        try:
+            config_class = backend_class(type_name).config_class
+        except ConfigError:
+            continue  # the full check names the unknown type
+        known = {f.name for f in dataclasses.fields(config_class)}
+        _refuse_keys(config.label, name, (set(table) & known) - config_class.anonymous_keys)
+    for name in admin.data:
+        _refuse_keys(admin.label, name, set(_table(admin, name)) - {"type", "raw"})
+
+
+def _refuse_keys(label: str, name: str, keys: set[str]) -> None:
+    if keys:
+        raise ConfigError(
+            f"{label}: repository [{name}]: key {sorted(keys)[0]!r} needs an admin credential: "
+            "a configuration posted without one may not choose a path, an address the server "
+            "connects to or an environment variable; its repositories are stored under ROOT"
+        )
 
 
 def _table(source: TomlSource, name: str) -> Mapping[str, Any]:
@@ -215,6 +251,7 @@ def add_tables(additions: Mapping[Path, tuple[str, Mapping[str, Any]]]) -> None:
     """
     documents = {}
     for path, (name, table) in additions.items():
+        check_repository_name(name)
         existing = read_toml(str(path), what="config").data if path.exists() else {}
         if name in existing:
             raise ConfigError(f"{path}: repository [{name}] already exists")
@@ -241,6 +278,7 @@ def config_from_flags(
 ) -> BackendConfig:
     """A repository's settings: ``base`` (from a config table) updated by command-line flags
     (strings, converted to the field types)."""
+    check_repository_name(name)
     config_class = backend_class(type_name).config_class
     hints = typing.get_type_hints(config_class)
     where = f"repository {name!r} from the command line"

@@ -25,10 +25,17 @@ SDIST_SUFFIXES = (".tar.gz", ".zip")
 # the name and version but not every tag character, and lowercases before validating: this
 # keeps control, bidi and lookalike characters, and path separators, out of stored names.
 FILENAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "._-+!")
+# File systems allow 255 bytes per name; a stored file also needs room for a companion's suffix
+# (".attestations") and a temp file's affixes around it.
+MAX_FILENAME_LENGTH = 200
 
 
 def parse_dist_filename(filename: str) -> DistFile:
     """The project and version a wheel or sdist filename names; ``BadRequest`` otherwise."""
+    if len(filename) > MAX_FILENAME_LENGTH:
+        raise BadRequest(
+            f"invalid filename {filename[:40]!r}...: longer than {MAX_FILENAME_LENGTH} characters"
+        )
     if not filename or filename.startswith(".") or not set(filename) <= FILENAME_CHARACTERS:
         raise BadRequest(
             f"invalid filename {filename!r}: a distribution filename has only ASCII letters, "
@@ -67,6 +74,8 @@ def normalize_project(name: str) -> str:
 
 def validate_project(name: str) -> str:
     """The normalised form of a valid project name (PEP 508); ``BadRequest`` otherwise."""
+    if len(name) > MAX_FILENAME_LENGTH:
+        raise BadRequest(f"{name[:40]!r}... is not a valid project name: it is too long.")
     try:
         return canonicalize_name(name, validate=True)
     except InvalidName:

@@ -11,6 +11,7 @@ class UserError(Exception):
     """Something the user can fix; ``str(error)`` says what."""
 
     http_status = 400
+    retry_after: int | None = None  # seconds, when trying again later may succeed
 
 
 class ConfigError(UserError):
@@ -58,12 +59,35 @@ class PayloadTooLarge(UserError):
 
 
 class StorageUnavailable(UserError):
-    """The backend failed; retrying later may help."""
+    """The store failed or is out of reach; retrying later may help.
+
+    Its message goes to the client, so it names no address, key, URL or credential: the store's
+    own error, for the log, is the exception this one is raised from.
+    """
 
     http_status = 503
+    retry_after = 30  # seconds
+
+    def __init__(
+        self, message: str = "The package storage is unavailable right now; try again later."
+    ) -> None:
+        super().__init__(message)
 
 
 class ServerError(UserError):
     """A server that a command talks to refused or failed the request."""
 
     http_status = 502
+
+
+class TooManyRequests(UserError):
+    """The client has too many failed or pending credential checks; it may retry later."""
+
+    http_status = 429
+    retry_after = 2
+
+
+class RequestTimeout(UserError):
+    """The client sent its request body too slowly."""
+
+    http_status = 408

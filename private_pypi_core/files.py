@@ -36,6 +36,13 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` readable by this user only (mode 0600, like the temp file of an upload)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+
+
 def create_exclusive(path: Path, data: bytes, *, mode: int = 0o600) -> bool:
     """Write ``path`` only if it does not exist yet; return whether this call created it.
 

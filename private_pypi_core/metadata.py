@@ -6,7 +6,6 @@ when its Metadata-Version is 2.2 or newer (PEP 643: older sdists' metadata may b
 
 from __future__ import annotations
 
-import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,6 +14,14 @@ from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from private_pypi_core.archives import (
+    ArchiveOverLimit,
+    Budget,
+    DamagedArchive,
+    open_zip,
+    read_tar_gz_member,
+    read_zip_member,
+)
 from private_pypi_core.backend import DistFile
 from private_pypi_core.errors import BadRequest
 
@@ -25,16 +32,20 @@ RELIABLE_SDIST_METADATA = Version("2.2")
 
 def extract_core_metadata(path: Path, dist: DistFile) -> bytes | None:
     """The core metadata file of the distribution at ``path``, or ``None`` for an sdist too
-    old to be trusted. ``BadRequest`` when the archive is broken, has no metadata, or its
-    metadata names another project or version than the filename."""
+    old to be trusted. ``BadRequest`` when the archive is broken, costs more to read than the
+    limits of ``archives`` allow, has no metadata, or its metadata names another project or
+    version than the filename."""
+    budget = Budget()
     try:
         if dist.filename.endswith(".whl"):
-            data = _wheel_metadata(path, dist)
+            data = _wheel_metadata(path, dist, budget)
         elif dist.filename.endswith(".zip"):
-            data = _sdist_zip_metadata(path, dist)
+            data = _sdist_zip_metadata(path, dist, budget)
         else:
-            data = _sdist_tar_metadata(path, dist)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+            data = _sdist_tar_metadata(path, dist, budget)
+    except ArchiveOverLimit as error:
+        raise BadRequest(f"{dist.filename!r} is refused: {error}") from None
+    except (DamagedArchive, zipfile.BadZipFile) as error:
         raise BadRequest(f"{dist.filename!r} is not a valid archive: {error}") from None
     fields = parse_metadata(data, dist.filename)
     _check_identity(fields, dist)
@@ -55,8 +66,8 @@ def parse_metadata(data: bytes, filename: str) -> dict[str, Any]:
     return dict(raw)
 
 
-def _wheel_metadata(path: Path, dist: DistFile) -> bytes:
-    with zipfile.ZipFile(path) as wheel:
+def _wheel_metadata(path: Path, dist: DistFile, budget: Budget) -> bytes:
+    with open_zip(path, budget) as wheel:
         candidates = [
             info
             for info in wheel.infolist()
@@ -68,39 +79,29 @@ def _wheel_metadata(path: Path, dist: DistFile) -> bytes:
                 f"{dist.filename!r} is not a valid wheel: it must hold exactly one "
                 ".dist-info/METADATA file."
             )
-        return _read_zip_member(wheel, candidates[0], dist)
+        return read_zip_member(wheel, candidates[0], MAX_METADATA_BYTES, budget)
 
 
-def _sdist_zip_metadata(path: Path, dist: DistFile) -> bytes:
-    with zipfile.ZipFile(path) as sdist:
+def _sdist_zip_metadata(path: Path, dist: DistFile, budget: Budget) -> bytes:
+    with open_zip(path, budget) as sdist:
         for info in sdist.infolist():
             if _is_top_pkg_info(info.filename):
-                return _read_zip_member(sdist, info, dist)
+                return read_zip_member(sdist, info, MAX_METADATA_BYTES, budget)
     raise BadRequest(f"{dist.filename!r} is not a valid sdist: it has no top-level PKG-INFO.")
 
 
-def _sdist_tar_metadata(path: Path, dist: DistFile) -> bytes:
-    with tarfile.open(path, "r:gz") as sdist:
-        for member in sdist:
-            if member.isfile() and _is_top_pkg_info(member.name):
-                if member.size > MAX_METADATA_BYTES:
-                    raise BadRequest(f"the PKG-INFO of {dist.filename!r} is too large.")
-                stream = sdist.extractfile(member)
-                assert stream is not None  # a regular file always has content
-                return stream.read()
-    raise BadRequest(f"{dist.filename!r} is not a valid sdist: it has no top-level PKG-INFO.")
+def _sdist_tar_metadata(path: Path, dist: DistFile, budget: Budget) -> bytes:
+    data = read_tar_gz_member(path, _is_top_pkg_info, MAX_METADATA_BYTES, budget)
+    if data is None:
+        raise BadRequest(f"{dist.filename!r} is not a valid sdist: it has no top-level PKG-INFO.")
+    return data
 
 
 def _is_top_pkg_info(name: str) -> bool:
+    if not name.endswith("PKG-INFO"):
+        return False  # the cheap test first: this runs for every member of an sdist
     parts = PurePosixPath(name).parts
     return len(parts) == 2 and parts[1] == "PKG-INFO"
-
-
-def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dist: DistFile) -> bytes:
-    if info.file_size > MAX_METADATA_BYTES:
-        raise BadRequest(f"the metadata of {dist.filename!r} is too large.")
-    with archive.open(info) as member:
-        return member.read(MAX_METADATA_BYTES + 1)
 
 
 def _check_identity(fields: dict[str, Any], dist: DistFile) -> None:

@@ -20,7 +20,16 @@ from pathlib import Path
 import filelock
 from packaging.version import InvalidVersion, Version
 
-from private_pypi_core.backend import Backend, BackendConfig, FileExists, IndexConflict, IndexFile
+from private_pypi_core import outages
+from private_pypi_core.auth import secrets_digest
+from private_pypi_core.backend import (
+    Backend,
+    BackendConfig,
+    FileExists,
+    IndexConflict,
+    IndexFile,
+    check_repository_name,
+)
 from private_pypi_core.dists import normalize_project, release_identity
 from private_pypi_core.errors import Conflict, NotFound, StorageUnavailable
 from private_pypi_core.files import FileVersion, atomic_write, file_version
@@ -78,10 +87,11 @@ class Repository:
         self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
     ) -> None:
         self.config = config
-        self.name = config.name
-        self.backend: Backend = backend_class(config.type)(config, root, admin_secret=admin_secret)
+        self.name = check_repository_name(config.name)
+        self.secrets_digest = secrets_digest(config, admin_secret)
         self.folder = root / "cache" / config.name
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.backend: Backend = backend_class(config.type)(config, root, admin_secret=admin_secret)
         self.local_index_path = self.folder / "index.json"
         self._local_index_file = str(self.local_index_path)  # stat() per request: skip Path
         self.synced_marker = self.folder / "index.synced"  # its mtime: the last update
@@ -199,12 +209,14 @@ class Repository:
             return self._update_remote(lambda index: build_index(self.backend, index))
 
     def _fetch_remote(self) -> tuple[IndexFile | None, PackageIndex]:
-        label = f"the remote index of repository {self.name!r}"
         try:
             remote = self.backend.read_index()
         except OSError as error:
-            raise StorageUnavailable(f"{label} cannot be read: {error}") from error
-        return remote, index_from_remote(remote, label=label)
+            outages.store_failed(self, error)
+            raise StorageUnavailable from error
+        index = index_from_remote(remote, label=f"the remote index of repository {self.name!r}")
+        outages.store_answered(self)
+        return remote, index
 
     def _update_remote(
         self,
@@ -223,6 +235,9 @@ class Repository:
             except IndexConflict:
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))
                 continue
+            except OSError as error:
+                outages.store_failed(self, error)
+                raise StorageUnavailable from error
             self._store_local(data)
             return changed
         raise StorageUnavailable(
@@ -250,7 +265,7 @@ class Repository:
                 if check
                 else None
             )
-            atomic_write(self.local_index_path, data)
+            atomic_write(self.local_index_path, data, mode=0o600)
             if parsed is not None:  # this worker need not parse the file again
                 self._index, self._index_version = parsed, file_version(self._local_index_file)
         self.synced_marker.touch()

@@ -8,6 +8,8 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.config import Config
 
+# Registers our own gunicorn setting, --header_timeout, before any gunicorn Config is made.
+import private_pypi_core.http_limits  # noqa: F401
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.state import ServerSettings
 

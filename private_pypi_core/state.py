@@ -20,17 +20,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import filelock
+
 from private_pypi_core.auth import generate_secret
 from private_pypi_core.config import (
     AdminSecret,
     TomlSource,
     add_tables,
+    check_anonymous,
     load_admin_secrets,
     load_repositories,
     parse_toml,
     read_toml,
 )
-from private_pypi_core.errors import ConfigError
+from private_pypi_core.errors import ConfigError, Forbidden, Unauthorized
 from private_pypi_core.files import (
     FileVersion,
     atomic_write,
@@ -41,6 +44,10 @@ from private_pypi_core.repository import Repository
 
 log = logging.getLogger(__name__)
 
+ADMIN_NEEDED = (
+    "Re-initialising this server needs an admin credential: HTTP basic auth with a "
+    "repository name from the admin secret file and its secret."
+)
 EMBEDDED_REPOSITORY = "local"
 EMBEDDED_TYPE = "file_system"
 
@@ -63,6 +70,10 @@ class ServerSettings:
     auth_write_expires: int = 300
     extra_index_url: str = "https://pypi.org/simple/"
     debug: bool = False
+    session_max_age: int = 8 * 3600
+    # Where clients reach the server (e.g. https://pypi.example.com), for absolute URLs in
+    # answers; "" for path-only URLs. Never taken from a request's Host header.
+    public_url: str = ""
 
     @cached_property
     def embedded_config(self) -> Path:
@@ -86,13 +97,18 @@ class Configuration:
     origin: Origin
     repositories: dict[str, Repository]
     admin_secrets: dict[str, AdminSecret] = field(repr=False)
+    root: Path
 
     def is_pristine_default(self) -> bool:
-        """Started on the embedded default, never initialised, no package stored yet."""
+        """Started on the embedded default, never initialised, no package stored yet, and no
+        other repository's data under ROOT (left by an earlier run with another config, which
+        an anonymous config could otherwise claim by naming that repository)."""
         if self.origin is not Origin.EMBEDDED:
             return False
         repository = self.repositories[EMBEDDED_REPOSITORY]
-        return not repository.index.entries and not any(repository.backend.list_files())
+        if repository.index.entries or any(repository.backend.list_files()):
+            return False
+        return all(path.name == EMBEDDED_REPOSITORY for path in (self.root / "cache").iterdir())
 
 
 def ensure_embedded_default(settings: ServerSettings) -> bool:
@@ -154,17 +170,28 @@ def forget_initialized(settings: ServerSettings) -> None:
     settings.initialized_admin_secret.unlink(missing_ok=True)
 
 
-def initialize(settings: ServerSettings, config_text: str, admin_secret_text: str) -> Configuration:
-    """Check a new config and admin secret, then make them every worker's configuration."""
-    configuration = _configuration(
-        Origin.INITIALIZED,
-        parse_toml(config_text, label="the posted config"),
-        parse_toml(admin_secret_text, label="the posted admin secret"),
-        settings.root,
-    )
-    # The admin secret first: a worker reloads when the config file changes.
-    atomic_write(settings.initialized_admin_secret, admin_secret_text.encode(), mode=0o600)
-    atomic_write(settings.initialized_config, config_text.encode(), mode=0o600)
+def initialize(
+    settings: ServerSettings, config_text: str, admin_secret_text: str, *, anonymous: bool
+) -> Configuration:
+    """Check a new config and admin secret, then make them every worker's configuration.
+
+    An ``anonymous`` one (posted without a credential) is taken only while the server is
+    pristine, and may not choose where anything is stored (``check_anonymous``).
+    """
+    config = parse_toml(config_text, label="the posted config")
+    admin = parse_toml(admin_secret_text, label="the posted admin secret")
+    with filelock.FileLock(settings.root / "initialize.lock"):
+        if anonymous:
+            if not load_configuration(settings).is_pristine_default():
+                raise Unauthorized(ADMIN_NEEDED)
+            try:
+                check_anonymous(config, admin)
+            except ConfigError as error:
+                raise Forbidden(str(error)) from None
+        configuration = _configuration(Origin.INITIALIZED, config, admin, settings.root)
+        # The admin secret first: a worker reloads when the config file changes.
+        atomic_write(settings.initialized_admin_secret, admin_secret_text.encode(), mode=0o600)
+        atomic_write(settings.initialized_config, config_text.encode(), mode=0o600)
     return configuration
 
 
@@ -195,4 +222,6 @@ def _configuration(
             raise ConfigError(
                 f"{config.label}: repository [{name}]: its storage cannot be used: {error}"
             ) from None
-    return Configuration(origin=origin, repositories=repositories, admin_secrets=admin_secrets)
+    return Configuration(
+        origin=origin, repositories=repositories, admin_secrets=admin_secrets, root=root
+    )

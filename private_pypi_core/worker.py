@@ -1,5 +1,6 @@
-"""The gunicorn worker class: uvicorn's, with its fast event loop and HTTP parser, and access
-logging only when gunicorn's ``--accesslog`` asks for it."""
+"""The gunicorn worker class: uvicorn's, with its fast event loop and HTTP parser held to the
+connection limits of ``http_limits``, no ``Server`` header, the browser safety headers on every
+answer, and access logging only when gunicorn's ``--accesslog`` asks for it."""
 
 from __future__ import annotations
 
@@ -7,12 +8,31 @@ from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
 
+from private_pypi_core.http_limits import HeadLimits, LimitedHttpProtocol
+
 
 class Worker(UvicornWorker):  # type: ignore[misc]
-    # uvloop and httptools when installed (they are dependencies): about twice h11's speed.
-    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto", "http": "auto"}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+        "loop": "auto",  # uvloop when installed (a dependency): about twice asyncio's speed
+        # The index serves no WebSocket: an upgrade would hand the connection to a protocol
+        # outside our limits.
+        "ws": "none",
+        "server_header": False,  # naming the server software only helps an attacker pick
+        # On every answer, the app's and the protocol's own refusals alike: no page is sniffed
+        # as another type, nor framed by another site.
+        "headers": [
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Content-Security-Policy", "frame-ancestors 'none'"),
+        ],
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # httptools, about twice h11's speed, with limits on what a client may make us hold.
+        self.config.http = LimitedHttpProtocol.with_limits(HeadLimits.from_gunicorn(self.cfg))
+        # gunicorn's "maximum number of simultaneous clients"; uvicorn refuses a request once
+        # the connections reach its limit, counting the one asking.
+        self.config.limit_concurrency = self.cfg.worker_connections + 1
         # Formatting a log record per request costs even when nothing is written.
         self.config.access_log = bool(self.cfg.accesslog)

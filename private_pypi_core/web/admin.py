@@ -6,9 +6,13 @@ import falcon
 import falcon.asgi
 
 from private_pypi_core.backend import Access
-from private_pypi_core.errors import BadRequest
+from private_pypi_core.errors import BadRequest, Unauthorized
+from private_pypi_core.state import ADMIN_NEEDED
 from private_pypi_core.web.forms import read_text_form
 from private_pypi_core.web.runtime import Runtime
+
+# Two TOML documents of a few repositories each: far below this.
+MAX_CONFIG_FORM_BYTES = 64 << 10
 
 
 class IndexMtime:
@@ -27,22 +31,24 @@ class Initialize:
     """``POST /initialize/``: replace the server's config and admin secret on the fly.
 
     Anyone may do it while the server runs on its pristine embedded default (no config given,
-    never initialised, no package stored), so a CI job can set up a server it just started.
-    Otherwise only the holder of an admin secret of the current configuration may.
+    never initialised, no package stored), so a CI job can set up a server it just started;
+    such a config may not choose where anything is stored. Otherwise only the holder of an
+    admin secret of the current configuration may.
     """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        configuration = self.runtime.configuration
-        pristine = await self.runtime.run(configuration.is_pristine_default)
-        if not pristine:
-            await self.runtime.require_admin(req)
-        form = await read_text_form(req, what="POST /initialize/")
+        admin = await self.runtime.is_admin(req)
+        if not admin and not await self.runtime.run(self.runtime.configuration.is_pristine_default):
+            raise Unauthorized(ADMIN_NEEDED)
+        form = await read_text_form(req, what="POST /initialize/", max_bytes=MAX_CONFIG_FORM_BYTES)
         missing = [key for key in ("config", "admin_secret") if key not in form]
         if missing:
             raise BadRequest(f"POST /initialize/ needs the form field(s): {', '.join(missing)}.")
-        new = await self.runtime.reinitialize(form["config"], form["admin_secret"])
+        new = await self.runtime.reinitialize(
+            form["config"], form["admin_secret"], anonymous=not admin
+        )
         resp.content_type = falcon.MEDIA_TEXT
         resp.text = f"Initialized: {', '.join(new.repositories)}\n"

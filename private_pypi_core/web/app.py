@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -12,9 +13,12 @@ import falcon
 import falcon.asgi
 from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 
-from private_pypi_core.errors import UserError
+from private_pypi_core import outages
+from private_pypi_core.auth import parse_basic_auth
+from private_pypi_core.errors import StorageUnavailable, UserError
 from private_pypi_core.state import ServerSettings
 from private_pypi_core.web.admin import IndexMtime, Initialize
+from private_pypi_core.web.cross_site import BrowserGuard
 from private_pypi_core.web.json_api import ProjectJson
 from private_pypi_core.web.manage import Yank
 from private_pypi_core.web.runtime import Runtime
@@ -29,7 +33,11 @@ MAX_FORM_PARTS = 4096
 
 def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
     runtime = Runtime(settings)
-    middleware: list[Any] = [IndexSync(runtime), VaryOnAccept()]
+    middleware: list[Any] = [
+        BrowserGuard(settings.public_url),
+        IndexSync(runtime),
+        VaryOnAccept(),
+    ]
     app = falcon.asgi.App(middleware=middleware)
     app.req_options.media_handlers[falcon.MEDIA_MULTIPART] = _multipart_handler()
 
@@ -45,7 +53,7 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
     app.add_route("/pypi/{project}/{version}/json", project_json, suffix="version")
     for path, resource in [
         ("/login", Login(runtime)),
-        ("/logout", Logout()),
+        ("/logout", Logout(runtime)),
         ("/index_mtime", IndexMtime(runtime)),
         ("/initialize", Initialize(runtime)),
         ("/yank", Yank(runtime, yank=True)),
@@ -54,7 +62,7 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
         app.add_route(path, resource)
         app.add_route(f"{path}/", resource)
 
-    app.add_error_handler(OSError, _storage_error)
+    app.add_error_handler(OSError, functools.partial(_storage_error, runtime))
     app.add_error_handler(UserError, _user_error)
     app.set_error_serializer(_plain_text_error)
     return app
@@ -107,17 +115,34 @@ async def _user_error(
     resp.text = f"{error}\n"
     if error.http_status == 401:
         resp.set_header("WWW-Authenticate", 'Basic realm="private-pypi"')
+    if error.retry_after is not None:
+        resp.set_header("Retry-After", str(error.retry_after))
 
 
 async def _storage_error(
-    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: OSError, params: Any
+    runtime: Runtime,
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    error: OSError,
+    params: Any,
 ) -> None:
-    """A store (disk, network service) failed: the request may succeed later."""
-    log.error("%s %s: storage error: %s", req.method, req.path, error)
-    resp.status = falcon.HTTP_503
-    resp.content_type = falcon.MEDIA_TEXT
-    resp.set_header("Retry-After", "30")
-    resp.text = "The package storage is unavailable right now; try again later.\n"
+    """A backend call failed: answered as ``StorageUnavailable`` (503, Retry-After, a text
+    that names nothing of the store), like the failures the repository reports itself; the
+    cause goes to the log, once per outage (``outages``)."""
+    _note_store_failure(runtime, req, error)
+    await _user_error(req, resp, StorageUnavailable(), params)
+
+
+def _note_store_failure(runtime: Runtime, req: falcon.asgi.Request, error: OSError) -> None:
+    """Note a backend call's failure in the outage record of the repository the request used:
+    the one its basic-auth credential names (a name the request's auth already checked)."""
+    credential = parse_basic_auth(req.get_header("Authorization"))
+    repositories = runtime.configuration.repositories
+    repository = repositories.get(credential.repository) if credential is not None else None
+    if repository is not None:
+        outages.store_failed(repository, error)
+    elif not outages.any_known():  # a browser session's download: no name to note it under
+        log.error("%s %s: store unavailable: %s", req.method, req.path, error)
 
 
 def _plain_text_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:

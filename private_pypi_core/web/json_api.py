@@ -74,12 +74,15 @@ class ProjectJson:
             raise NotFound(f"No version {version!r} of project {normalized!r}.")
         files = [e for e in entries if e.version == chosen]
         metadata = await self.runtime.run(_metadata_of, repository, files)
-        base = f"{req.prefix}/simple/{normalized}/"
+        # Path-only URLs unless the operator gave the public URL: never the Host header,
+        # which whoever sends the request chooses.
+        public_url = self.runtime.settings.public_url
+        base = f"{public_url}/simple/{normalized}/"
         releases: dict[str, list[dict[str, Any]]] = {}
         for entry in sorted(entries, key=lambda e: (e.parsed_version, e.filename)):
             releases.setdefault(entry.version, []).append(_file(entry, base))
         document = {
-            "info": _info(normalized, chosen, files, metadata, req.prefix),
+            "info": _info(normalized, chosen, files, metadata, public_url),
             "last_serial": int(max(e.upload_time for e in entries).timestamp()),
             "releases": releases if version is None else {},
             "urls": [_file(entry, base) for entry in files],
@@ -121,7 +124,7 @@ def _info(
     version: str,
     files: Sequence[IndexEntry],
     metadata: dict[str, Any],
-    prefix: str,
+    public_url: str,
 ) -> dict[str, Any]:
     info: dict[str, Any] = dict.fromkeys(INFO_FIELDS)
     info.update({key: metadata[key] for key in INFO_FIELDS if key in metadata})
@@ -132,9 +135,9 @@ def _info(
         version=version,
         keywords=",".join(keywords) if keywords else None,
         requires_python=info["requires_python"] or files[0].requires_python,
-        package_url=f"{prefix}/pypi/{project}/",
-        project_url=f"{prefix}/pypi/{project}/",
-        release_url=f"{prefix}/pypi/{project}/{version}/",
+        package_url=f"{public_url}/pypi/{project}/",
+        project_url=f"{public_url}/pypi/{project}/",
+        release_url=f"{public_url}/pypi/{project}/{version}/",
         yanked=len(yanked) == len(files),
         yanked_reason=yanked[0].yanked or None if len(yanked) == len(files) else None,
     )

@@ -129,3 +129,13 @@ def login_page(csrf_token: str, message: str = "") -> str:
         "    </form>\n"
     )
     return _html("Log in", form)
+
+
+def logout_page() -> str:
+    form = (
+        "    <h1>Log out</h1>\n"
+        '    <form method="post" action="/logout/">\n'
+        '      <button type="submit">Log out</button>\n'
+        "    </form>\n"
+    )
+    return _html("Log out", form)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import hmac
 import logging
 from collections.abc import Callable
@@ -14,23 +15,21 @@ from typing import TypeVar
 
 import falcon.asgi
 
-from private_pypi_core.auth import (
-    SESSION_COOKIE,
-    AuthCache,
-    FailureThrottle,
-    SessionSigner,
-    parse_basic_auth,
-)
+from private_pypi_core import outages
+from private_pypi_core.auth import AuthCache, Credential, parse_basic_auth
 from private_pypi_core.backend import Access
 from private_pypi_core.errors import Forbidden, Unauthorized
 from private_pypi_core.repository import Repository
+from private_pypi_core.sessions import SESSION_COOKIE, SessionStore
 from private_pypi_core.state import (
+    ADMIN_NEEDED,
     Configuration,
     ServerSettings,
     config_generation,
     initialize,
     load_configuration,
 )
+from private_pypi_core.throttle import GuessThrottle
 from private_pypi_core.web.page_cache import PageCache
 
 log = logging.getLogger(__name__)
@@ -38,20 +37,32 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SYNC_CHECK_SECONDS = 1.0
+CREDENTIALS_NEEDED = (
+    "Credentials needed: use HTTP basic auth with the package repository's name "
+    "as the username and its secret as the password (browsers: log in at /login/)."
+)
+# The same answer whether the name or the secret is wrong: names cannot be told apart.
+WRONG_CREDENTIAL = "Wrong package repository name or secret."
 
 
-def _client(req: falcon.asgi.Request) -> str:
+def client_address(req: falcon.asgi.Request) -> str:
     return req.remote_addr or "unknown"
+
+
+def _check_nothing(secret: str) -> Access:
+    """What checking a secret costs, for a repository that does not exist."""
+    hmac.compare_digest(hashlib.sha256(secret.encode()).digest(), bytes(32))
+    return Access.NONE
 
 
 class Runtime:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.auth_cache = AuthCache(settings.auth_read_expires, settings.auth_write_expires)
-        self.throttle = FailureThrottle()
-        self.sessions = SessionSigner(settings.root / "session.key", settings.auth_read_expires)
+        self.throttle = GuessThrottle()
+        self.sessions = SessionStore(settings.root, settings.session_max_age)
         self.temp_dir = settings.root / "tmp"
-        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        self.temp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._generation = config_generation(settings)
         self._configuration = load_configuration(settings)
         self._page_caches: dict[str, PageCache] = {}
@@ -74,29 +85,17 @@ class Runtime:
         return await asyncio.to_thread(function, *args)
 
     async def authorize(self, req: falcon.asgi.Request, needed: Access) -> Repository:
-        """The repository the request's credential opens with at least ``needed`` access."""
-        repositories = self.configuration.repositories
+        """The repository the request's credential (or browser session) opens with at least
+        ``needed`` access."""
         credential = parse_basic_auth(req.get_header("Authorization"))
         if credential is None:
-            session_repository = self.sessions.repository(req.cookies.get(SESSION_COOKIE))
-            if needed is Access.READ and session_repository in repositories:
-                return repositories[session_repository]
-            raise Unauthorized(
-                "Credentials needed: use HTTP basic auth with the package repository's name "
-                "as the username and its secret as the password (browsers: log in at /login/)."
-            )
-        repository = repositories.get(credential.repository)
-        if repository is None:
-            await self.slow_down(req)
-            raise Unauthorized(f"No package repository is named {credential.repository!r}.")
-        access = self.auth_cache.get(credential)
-        if access is None:
-            access = await self.run(repository.backend.authenticate, credential.secret)
-            self.auth_cache.put(credential, access)
-        if access is Access.NONE:
-            await self.slow_down(req)
-            raise Unauthorized(f"Wrong secret for package repository {repository.name!r}.")
-        self.throttle.succeeded(_client(req))
+            repository = self._session_repository(req)
+            if repository is None or needed is not Access.READ:
+                raise Unauthorized(CREDENTIALS_NEEDED)
+            return repository
+        repository, access = await self.check(req, credential)
+        if repository is None or access is Access.NONE:
+            raise Unauthorized(WRONG_CREDENTIAL)
         if access < needed:
             raise Forbidden(
                 f"This secret may only read package repository {repository.name!r}; "
@@ -104,35 +103,71 @@ class Runtime:
             )
         return repository
 
-    async def slow_down(self, req: falcon.asgi.Request) -> None:
-        """Answer a failed credential late when its client keeps failing."""
-        delay = self.throttle.failed(_client(req))
-        if delay:
-            log.warning(
-                "client %s: repeated auth failures, answering in %.1fs", _client(req), delay
-            )
-            await asyncio.sleep(delay)
+    async def check(
+        self, req: falcon.asgi.Request, credential: Credential
+    ) -> tuple[Repository | None, Access]:
+        """The repository a credential names and what it may do there, checked in the
+        client's turn (see ``throttle``); an unknown name costs the same as a wrong secret."""
+        repository = self.configuration.repositories.get(credential.repository)
+        client = client_address(req)
+        if repository is not None and self.throttle.idle(client):
+            # A known credential of a client with no check under way: the same answer, at once,
+            # as in its turn (which would come at once), without the cost of taking it.
+            cached = self.auth_cache.get(credential)
+            if cached is not None:
+                return repository, cached
 
-    def _is_admin(self, req: falcon.asgi.Request) -> bool:
-        """Whether the request carries an admin secret of the current configuration."""
+        async def verify() -> Access:
+            if repository is None:
+                return await self.run(_check_nothing, credential.secret)
+            access = self.auth_cache.get(credential)
+            if access is None:
+                access = await self.run(repository.backend.authenticate, credential.secret)
+                self.auth_cache.put(credential, access)
+            return access
+
+        access = await self.throttle.check(client, credential.repository, verify)
+        return repository, access
+
+    def _session_repository(self, req: falcon.asgi.Request) -> Repository | None:
+        """The repository of the request's live browser session, if its secrets are those it
+        was opened with."""
+        session = self.sessions.find(req.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        repository = self.configuration.repositories.get(session.repository)
+        if repository is None or not self.sessions.holds_secrets(
+            session, repository.secrets_digest
+        ):
+            self.sessions.end(session.id)
+            return None
+        return repository
+
+    async def is_admin(self, req: falcon.asgi.Request) -> bool:
+        """Whether the request carries an admin secret of the current configuration;
+        ``Unauthorized`` when it carries another credential."""
         credential = parse_basic_auth(req.get_header("Authorization"))
         if credential is None:
             return False
         admin = self.configuration.admin_secrets.get(credential.repository)
-        return admin is not None and hmac.compare_digest(
-            credential.secret.encode(), admin.secret.encode()
-        )
 
-    async def require_admin(self, req: falcon.asgi.Request) -> None:
-        if not self._is_admin(req):
-            await self.slow_down(req)
-            raise Unauthorized(
-                "Re-initialising this server needs an admin credential: HTTP basic auth with a "
-                "repository name from the admin secret file and its secret."
+        async def verify() -> bool:
+            expected = admin.secret if admin is not None else ""
+            matches = hmac.compare_digest(credential.secret.encode(), expected.encode())
+            return admin is not None and matches
+
+        if not await self.throttle.check(client_address(req), credential.repository, verify):
+            raise Unauthorized(ADMIN_NEEDED)
+        return True
+
+    async def reinitialize(
+        self, config_text: str, admin_secret_text: str, *, anonymous: bool
+    ) -> Configuration:
+        configuration = await self.run(
+            functools.partial(
+                initialize, self.settings, config_text, admin_secret_text, anonymous=anonymous
             )
-
-    async def reinitialize(self, config_text: str, admin_secret_text: str) -> Configuration:
-        configuration = await self.run(initialize, self.settings, config_text, admin_secret_text)
+        )
         self._configuration = configuration
         self._generation = config_generation(self.settings)
         self.auth_cache.clear()
@@ -142,15 +177,30 @@ class Runtime:
         """Keep every repository's local index in sync with its remote index.
 
         Each worker runs this loop; the repository's lock and the local index's timestamp make
-        one worker per interval do the work.
+        one worker per interval do the work. A store out of reach is logged once per worker
+        when the outage starts and once when it ends (``outages``), not at every attempt.
         """
         while True:
             for repository in list(self.configuration.repositories.values()):
-                if not repository.sync_due():
-                    continue
                 try:
-                    if await self.run(functools.partial(repository.sync, wait=False)):
-                        log.info("repository %s: local index synced", repository.name)
-                except Exception:
-                    log.exception("repository %s: index sync failed", repository.name)
+                    answered = await self._sync_or_probe(repository)
+                except Exception as error:
+                    outages.store_failed(repository, error)
+                else:
+                    if answered:
+                        outages.store_answered(repository)
             await asyncio.sleep(SYNC_CHECK_SECONDS)
+
+    async def _sync_or_probe(self, repository: Repository) -> bool:
+        """Sync ``repository`` when due; else, while its store is out of reach, ask the store
+        whether it is back (so the outage's end is seen at once, not an interval later).
+        Whether the store answered."""
+        if repository.sync_due():
+            if not await self.run(functools.partial(repository.sync, wait=False)):
+                return False  # another worker holds the lock, or has just synced
+            log.info("repository %s: local index synced", repository.name)
+            return True
+        if outages.is_out(repository):
+            await self.run(repository.backend.read_index)
+            return True
+        return False

@@ -1,8 +1,10 @@
-"""Browser login: ``/login/`` sets a signed session cookie, ``/logout/`` clears it.
+"""Browser login: ``/login/`` starts a server-side session (see ``sessions``), ``/logout/``
+ends it.
 
 The login form is protected against cross-site request forgery with a double-submit token:
 the form carries a random token that must equal the one in a SameSite=Strict cookie set with
-the form, which another site can neither read nor make the browser send.
+the form, which another site can neither read nor make the browser send. Logging out is a
+POST (``GET /logout/`` shows the button), so a link or an image cannot log anyone out.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import secrets
 import falcon
 import falcon.asgi
 
-from private_pypi_core.auth import SESSION_COOKIE, Credential
+from private_pypi_core.auth import Credential
 from private_pypi_core.backend import Access
+from private_pypi_core.sessions import SESSION_COOKIE
 from private_pypi_core.web import pages
 from private_pypi_core.web.forms import read_text_form
-from private_pypi_core.web.runtime import Runtime
+from private_pypi_core.web.runtime import WRONG_CREDENTIAL, Runtime
 
 HTML = "text/html; charset=utf-8"
 CSRF_COOKIE = "private_pypi_login_csrf"
@@ -40,19 +43,18 @@ class Login:
         credential = Credential(
             repository=form.get("repository", ""), secret=form.get("secret", "")
         )
-        repository = self.runtime.configuration.repositories.get(credential.repository)
-        access = Access.NONE
-        if repository is not None:
-            access = await self.runtime.run(repository.backend.authenticate, credential.secret)
-        if access is Access.NONE:
-            await self.runtime.slow_down(req)
+        repository, access = await self.runtime.check(req, credential)
+        if repository is None or access is Access.NONE:
             resp.status = falcon.HTTP_401
-            _login_form(req, resp, "Unknown package repository or wrong secret.")
+            _login_form(req, resp, WRONG_CREDENTIAL)
             return
+        cookie = await self.runtime.run(
+            self.runtime.sessions.start, repository.name, repository.secrets_digest
+        )
         resp.unset_cookie(CSRF_COOKIE, path="/login")
         resp.set_cookie(
             SESSION_COOKIE,
-            self.runtime.sessions.sign(credential.repository),
+            cookie,
             max_age=self.runtime.sessions.max_age,
             path="/",
             secure=req.scheme == "https",
@@ -78,6 +80,16 @@ def _login_form(req: falcon.asgi.Request, resp: falcon.asgi.Response, message: s
 
 
 class Logout:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.cache_control = ["no-store"]
+        resp.content_type = HTML
+        resp.text = pages.logout_page()
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        cookie = req.cookies.get(SESSION_COOKIE)
+        await self.runtime.run(self.runtime.sessions.end_cookie, cookie)
         resp.unset_cookie(SESSION_COOKIE, path="/")
         raise falcon.HTTPSeeOther("/login/")

@@ -25,6 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from private_pypi_core.dists import parse_dist_filename, validate_project
 from private_pypi_core.errors import BadRequest, PayloadTooLarge
+from private_pypi_core.files import write_private
 from private_pypi_core.hashing import new_digests
 from private_pypi_core.index import IndexEntry
 from private_pypi_core.metadata import extract_core_metadata, parse_metadata
@@ -64,7 +65,7 @@ async def receive_upload(
         has_attestations = _write_attestations(fields.get("attestations"), attestations_path)
         metadata = await asyncio.to_thread(extract_core_metadata, path, entry.dist)
         if metadata is not None:
-            metadata_path.write_bytes(metadata)
+            write_private(metadata_path, metadata)
             requires_python = parse_metadata(metadata, entry.filename).get("requires_python")
             entry = dataclasses.replace(
                 entry,
@@ -181,7 +182,7 @@ def _write_attestations(value: str | None, path: Path) -> bool:
         raise BadRequest("The attestations field is not valid JSON.") from None
     if not isinstance(attestations, list):
         raise BadRequest("The attestations field must be a JSON list of attestations.")
-    path.write_text(value, encoding="utf-8")
+    write_private(path, value.encode())
     return True
 
 

@@ -169,22 +169,9 @@ def assert_listed(server: RunningServer, project: str, files: Iterable[Path]) ->
 def publish_with_requests(
     server: RunningServer, path: Path, name: str, version: str
 ) -> requests.Response:
-    """A legacy-API upload of ``path`` as twine would send it, with the write secret."""
-    filetype = "bdist_wheel" if path.name.endswith(".whl") else "sdist"
-    response = requests.post(
-        server.simple_url,
-        auth=("local", server.secret("local", "write")),
-        data={
-            ":action": "file_upload",
-            "protocol_version": "1",
-            "name": name,
-            "version": version,
-            "filetype": filetype,
-            "sha256_digest": sha256_of(path),
-        },
-        files={"content": (path.name, path.read_bytes(), "application/octet-stream")},
-        timeout=30,
-    )
+    """A legacy-API upload of ``path`` with the write secret, which must succeed."""
+    auth = ("local", server.secret("local", "write"))
+    response = legacy_upload(server, path, name=name, version=version, auth=auth, timeout=30)
     assert response.status_code == 200, f"{response.status_code}: {response.text}"
     return response
 
@@ -327,4 +314,31 @@ def uv_pip_install(
             *requirements,
         ],
         env,
+    )
+
+
+def legacy_upload(
+    server: RunningServer,
+    path: Path,
+    *,
+    name: str,
+    version: str,
+    auth: tuple[str, str],
+    timeout: float = 60,
+) -> requests.Response:
+    """A legacy-API upload of ``path``, as twine sends it."""
+    filetype = "bdist_wheel" if path.name.endswith(".whl") else "sdist"
+    return requests.post(
+        server.simple_url,
+        auth=auth,
+        data={
+            ":action": "file_upload",
+            "protocol_version": "1",
+            "name": name,
+            "version": version,
+            "filetype": filetype,
+            "sha256_digest": sha256_of(path),
+        },
+        files={"content": (path.name, path.read_bytes(), "application/octet-stream")},
+        timeout=timeout,
     )

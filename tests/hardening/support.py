@@ -269,6 +269,24 @@ def upload(
 # --- Raw HTTP -------------------------------------------------------------------------------
 
 
+class _SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+
+def client_at(address: str) -> requests.Session:
+    """A session whose connections come from ``address``: any 127.x.y.z is a client of its
+    own to a server on loopback, as many addresses as a test needs."""
+    session = requests.Session()
+    session.mount("http://", _SourceAddressAdapter(address))
+    return session
+
+
 @dataclass
 class RawResponse:
     status: int
@@ -537,3 +555,26 @@ def pids_with_open_file(pids: Iterable[int], folder: Path) -> dict[int, list[str
             if target.startswith(f"{folder.resolve()}/"):
                 holders.setdefault(pid, []).append(target)
     return holders
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A field of ``/proc/<pid>/status`` in KiB: ``VmRSS`` (resident now), ``VmHWM`` (its peak)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+    assert match, f"no {field} for process {pid}"
+    return int(match.group(1))
+
+
+class PeakMemory:
+    """How far the resident memory of a server's workers rose at its peak since this was made:
+    what an attack cost while it ran, even if the worker freed it afterwards."""
+
+    def __init__(self, server: RunningServer, workers: int) -> None:
+        self.pids = wait_for_workers(server, workers)
+        for pid in self.pids:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts at now
+        self.before = {pid: status_kib(pid, "VmRSS") for pid in self.pids}
+
+    def growth_kib(self) -> int:
+        """In the worker that rose most."""
+        return max(status_kib(pid, "VmHWM") - self.before[pid] for pid in self.pids)

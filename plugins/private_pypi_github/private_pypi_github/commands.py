@@ -11,7 +11,7 @@ from typing import Annotated
 import tomli_w
 import typer
 
-from private_pypi_core.backend import IndexConflict
+from private_pypi_core.backend import IndexConflict, check_repository_name
 from private_pypi_core.index import PackageIndex, index_from_remote
 from private_pypi_github.backend import GitHubBackend
 from private_pypi_github.config import DEFAULT_API_URL, DEFAULT_INDEX_FILENAME, GitHubConfig
@@ -66,6 +66,7 @@ def init_pkg_repo(
     rebuilds it on release events, and with --enable_gh_pages publishes the index as a
     static site. Running it again is safe: what exists is left as it is.
     """
+    check_repository_name(name)
     backend = _backend(name, owner, repo, branch, index_filename, api_url, token, token_env)
     config = backend.github
     with _reported():

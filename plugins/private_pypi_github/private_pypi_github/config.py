@@ -17,6 +17,15 @@ NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 @dataclass(frozen=True, kw_only=True)
 class GitHubConfig(BackendConfig):
+    # Not api_url (where the server sends its token) nor token_env (a variable of the server's).
+    anonymous_keys = BackendConfig.anonymous_keys | {
+        "owner",
+        "repo",
+        "branch",
+        "index_filename",
+        "token",
+    }
+
     owner: str
     repo: str
     branch: str = ""  # the branch holding the index file; "" is the default branch

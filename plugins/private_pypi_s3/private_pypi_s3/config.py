@@ -20,6 +20,10 @@ class S3Config(BackendConfig):
     chain), or in the two variables that ``access_key_id_env`` / ``secret_access_key_env`` name.
     """
 
+    # The store's keys come from the server's environment: no key that chooses a bucket,
+    # endpoint or variable may be set without an admin credential.
+    anonymous_keys = BackendConfig.anonymous_keys | {"read_secret", "write_secret"}
+
     bucket: str
     prefix: str = ""  # objects live under <prefix>/; "" for the bucket's root
     endpoint_url: str = ""  # "" for AWS S3

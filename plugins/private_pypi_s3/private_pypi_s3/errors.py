@@ -1,8 +1,9 @@
 """How S3 answers become the backend contract's errors.
 
 Failures of the store (network, credentials, permissions, a missing bucket) become
-``S3StoreError``, an ``OSError``: the server answers 503 with Retry-After. Messages name the
-operation and the key, never a credential or a signed URL.
+``S3StoreError``, an ``OSError``: the server answers 503 with Retry-After and a fixed text, and
+logs the message once per outage. Messages are for that log: they name the operation, the key
+and botocore's reason (which may name the endpoint), never a credential or a signed URL.
 """
 
 from __future__ import annotations
