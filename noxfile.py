@@ -1,4 +1,4 @@
-"""Developer tasks: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s bench``."""
+"""Developer tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``container`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -10,13 +10,28 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PLUGINS = ["plugins/private_pypi_fs", "plugins/private_pypi_s3", "plugins/private_pypi_github"]
 PACKAGES = ["-e", ".", *(arg for plugin in PLUGINS for arg in ("-e", plugin))]
+# Plugins written against the public API only, which the tests install and run: the backend
+# guide's example, an htpasswd auth provider, a webhook on index changes.
+TEST_PLUGINS = [
+    *("-e", "docs/example/private_pypi_sqlite"),
+    *("-e", "tests/plugins/private_pypi_htpasswd"),
+    *("-e", "tests/plugins/private_pypi_webhook"),
+]
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite: unit, backend conformance and end-to-end with real clients."""
-    session.install(*PACKAGES, *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.install(*PACKAGES, *TEST_PLUGINS, *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def container(session: nox.Session) -> None:
+    """Build the Containerfile on a debootstrapped Debian and run it with podman (as root)."""
+    # The image holds the project; this side runs the clients, and SeaweedFS (boto3 to look).
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"), "boto3>=1.36")
+    session.run("pytest", "tests/container", *session.posargs)
 
 
 @nox.session

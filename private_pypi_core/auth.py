@@ -1,7 +1,9 @@
-"""Credentials: HTTP basic auth, the per-process auth cache, secrets.
+"""Credentials: reading them from a request, finding the repository they open, the
+per-process cache of that answer, secrets.
 
-A credential is a package repository name and a secret. What the secret may do is decided by
-the repository's backend and cached for ``auth_read_expires`` / ``auth_write_expires``.
+A credential opens at most one package repository (``auth_provider`` says which, and who
+decides what it may do there); positive answers are cached for ``auth_read_expires`` /
+``auth_write_expires`` seconds.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import json
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from typing import Protocol, TypeVar
 
+from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access, BackendConfig
 
 # Far above any real credential (a name and a token fit in a few hundred bytes); a longer
@@ -26,10 +30,15 @@ PARSED_HEADERS_KEPT = 1024  # with the header and its credential: at most 8 MiB
 ANSWERS_KEPT = 10_000
 
 
-@dataclass(frozen=True)
-class Credential:
-    repository: str
-    secret: str = field(repr=False)
+class Authenticating(Protocol):
+    """What resolving a credential needs of a repository."""
+
+    name: str
+
+    def authenticate(self, credential: Credential) -> Access | None: ...
+
+
+R = TypeVar("R", bound=Authenticating)
 
 
 def generate_secret() -> str:
@@ -37,30 +46,51 @@ def generate_secret() -> str:
     return secrets.token_hex(32)
 
 
-def parse_basic_auth(header: str | None) -> Credential | None:
-    """The credential of an ``Authorization: Basic ...`` header, or ``None``."""
+def parse_authorization(header: str | None) -> Credential | None:
+    """The credential of an ``Authorization`` header (HTTP basic auth, or a bearer token), or
+    ``None``."""
     if not header or len(header) > MAX_AUTHORIZATION_CHARS:
         return None
-    return _parse_basic_auth(header)
+    return _parse_authorization(header)
 
 
 @functools.lru_cache(maxsize=PARSED_HEADERS_KEPT)  # clients resend the header with every request
-def _parse_basic_auth(header: str) -> Credential | None:
-    scheme, _, encoded = header.partition(" ")
+def _parse_authorization(header: str) -> Credential | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return Credential(username=None, secret=value.strip())
     if scheme.lower() != "basic":
         return None
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    repository, sep, secret = decoded.partition(":")
-    if not sep or not repository:
+    username, sep, secret = decoded.partition(":")
+    if not sep or not username:
         return None
-    return Credential(repository=repository, secret=secret)
+    return Credential(username=username, secret=secret)
+
+
+def resolve(repositories: Mapping[str, R], credential: Credential) -> tuple[R | None, Access]:
+    """The repository ``credential`` opens and what it may do there (see ``auth_provider``
+    for which repositories are asked); ``(None, Access.NONE)`` when none opens."""
+    username = credential.username
+    if username is not None and username in repositories:
+        candidates = [(repositories[username], credential)]
+    elif username is not None and username.rpartition("@")[2] in repositories:
+        user, _, name = username.rpartition("@")
+        candidates = [(repositories[name], Credential(username=user, secret=credential.secret))]
+    else:
+        candidates = [(repository, credential) for repository in repositories.values()]
+    for repository, asked in candidates:
+        access = repository.authenticate(asked)
+        if access:
+            return repository, access
+    return None, Access.NONE
 
 
 class AuthCache:
-    """Recent answers of backends' ``authenticate``, so a request rarely asks the store.
+    """Recent answers of ``resolve``, so a request rarely asks the auth providers.
 
     Keys hold a hash of the secret, never the secret itself. Only credentials that opened
     something are kept, at most ``ANSWERS_KEPT`` of them (the least recently added go first).
@@ -68,18 +98,22 @@ class AuthCache:
 
     def __init__(self, read_expires: int, write_expires: int) -> None:
         self.expires = {Access.READ: read_expires, Access.WRITE: write_expires}
-        self._answers: OrderedDict[tuple[str, bytes], tuple[Access, float]] = OrderedDict()
+        self._answers: OrderedDict[tuple[str | None, bytes], tuple[str, Access, float]] = (
+            OrderedDict()
+        )
 
-    def get(self, credential: Credential) -> Access | None:
+    def get(self, credential: Credential) -> tuple[str, Access] | None:
+        """The repository name and access cached for ``credential``."""
         answer = self._answers.get(self._key(credential))
-        if answer is None or answer[1] < time.monotonic():
+        if answer is None or answer[2] < time.monotonic():
             return None
-        return answer[0]
+        return answer[0], answer[1]
 
-    def put(self, credential: Credential, access: Access) -> None:
+    def put(self, credential: Credential, repository: str, access: Access) -> None:
         if access is Access.NONE:
             return  # a wrong secret is asked again next time: the secret may have been added
-        self._answers[self._key(credential)] = (access, time.monotonic() + self.expires[access])
+        expiry = time.monotonic() + self.expires[access]
+        self._answers[self._key(credential)] = (repository, access, expiry)
         if len(self._answers) > ANSWERS_KEPT:
             self._answers.popitem(last=False)
 
@@ -87,14 +121,19 @@ class AuthCache:
         self._answers.clear()
 
     @staticmethod
-    def _key(credential: Credential) -> tuple[str, bytes]:
-        return credential.repository, hashlib.sha256(credential.secret.encode()).digest()
+    def _key(credential: Credential) -> tuple[str | None, bytes]:
+        return credential.username, hashlib.sha256(credential.secret.encode()).digest()
 
 
-def secrets_digest(config: BackendConfig, admin_secret: str | None) -> bytes:
-    """A digest of every secret in a repository's settings (the fields declared with
-    ``repr=False``) and of its admin secret: it changes whenever one of them is rotated.
-    Kept in memory only."""
-    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if not f.repr}
+def secrets_digest(
+    config: BackendConfig, admin_secret: str | None, provider_settings: Iterable[object] = ()
+) -> bytes:
+    """A digest of every secret in a repository's settings and its auth providers' (the fields
+    declared with ``repr=False``) and of its admin secret: it changes whenever one of them is
+    rotated. Kept in memory only."""
+    values = [
+        {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if not f.repr}  # type: ignore[arg-type]
+        for settings in (config, *provider_settings)
+    ]
     document = json.dumps([values, admin_secret], sort_keys=True, default=str)
     return hashlib.sha256(document.encode()).digest()

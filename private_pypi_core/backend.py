@@ -1,9 +1,9 @@
 """The backend interface: what a storage plugin implements, and the types it exchanges.
 
-A backend stores the files of one package repository and that repository's remote index file,
-and says what a secret may do. It is plain synchronous Python: the server calls it from a
-thread pool, so blocking I/O is fine. See ``hookspecs.py`` for how a plugin registers one and
-``plugins/private_pypi_fs`` for a complete example.
+A backend stores the files of one package repository and that repository's remote index file;
+who may do what is for auth providers (``auth_provider``). It is plain synchronous Python: the
+server calls it from a thread pool, so blocking I/O is fine. See ``hookspecs.py`` for how a
+plugin registers one and ``plugins/private_pypi_fs`` for a complete example.
 """
 
 from __future__ import annotations
@@ -57,7 +57,18 @@ class BackendConfig:
     #: and leaves out every key that names something outside the server's ROOT: a path, a
     #: URL or host the server connects to, an environment variable it reads.
     anonymous_keys: ClassVar[frozenset[str]] = frozenset(
-        {"type", "max_file_bytes", "sync_index_interval", "tracks", "alternate_locations"}
+        {
+            "type",
+            "max_file_bytes",
+            "sync_index_interval",
+            "tracks",
+            "alternate_locations",
+            "auth",
+            "read_secret",
+            "write_secret",
+            "read_secret_sha256",
+            "write_secret_sha256",
+        }
     )
 
     name: str
@@ -67,6 +78,14 @@ class BackendConfig:
     # PEP 708, by project name: the index pages this repository's project tracks or mirrors.
     tracks: dict[str, list[str]] = field(default_factory=dict)
     alternate_locations: dict[str, list[str]] = field(default_factory=dict)
+    # The auth providers asked, in order (see ``auth_provider``); empty: ``default_auth``.
+    auth: list[str] = field(default_factory=list)
+    # The settings of the core's "secrets" provider. Instead of a secret, its hex sha256, so a
+    # leaked config opens nothing.
+    read_secret: str = field(default="", repr=False)
+    write_secret: str = field(default="", repr=False)
+    read_secret_sha256: str = field(default="", repr=False)
+    write_secret_sha256: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -94,7 +113,11 @@ class StoredFile:
 
 @dataclass(frozen=True)
 class IndexFile:
-    """The remote index file as read, with the store's version of it (an ETag, a blob sha...)."""
+    """The remote index file as read, with the store's version of it.
+
+    A version is any string that changes whenever the stored bytes change (an ETag, a blob
+    sha, a content hash, a counter); the core compares versions for equality, never parses one.
+    """
 
     data: bytes
     version: str
@@ -109,7 +132,7 @@ class IndexConflict(Exception):
 
 
 class Backend(ABC):
-    """The storage and auth of one package repository.
+    """The storage of one package repository.
 
     One instance serves one repository for the life of a server process (or one command).
     Methods may be called from several threads at once. On one server the core serialises
@@ -119,12 +142,20 @@ class Backend(ABC):
 
     A file name may carry a companion suffix, such as ``.metadata`` for the core metadata
     served beside a wheel (PEP 658): store and list such files like any other.
+
+    When the store fails (out of reach, refusing, full), raise ``OSError`` or a subclass: the
+    server answers 503 with ``Retry-After`` and logs the message once per outage. Never let a
+    failing store pass for an empty one, or for a missing file. Anything else a method raises
+    is answered 503 too, but logged with its traceback as a mistake of the backend.
+    ``private_pypi_core.testing`` checks all of this.
     """
 
     #: The ``type = "..."`` of the config tables this backend serves.
     type: ClassVar[str]
     #: The dataclass of this backend's settings.
     config_class: ClassVar[builtins.type[BackendConfig]] = BackendConfig
+    #: The auth providers of a repository whose config names none (its ``auth`` key).
+    default_auth: ClassVar[tuple[str, ...]] = ("secrets",)
 
     def __init__(
         self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
@@ -140,20 +171,23 @@ class Backend(ABC):
         self.admin_secret = admin_secret
 
     @abstractmethod
-    def authenticate(self, secret: str) -> Access:
-        """What ``secret`` may do in this repository (compare in constant time)."""
-
-    @abstractmethod
     def list_files(self) -> Iterable[StoredFile]:
-        """Every stored distribution file (not the index file)."""
+        """Every stored distribution file (not the index file, nor a write in progress)."""
 
     @abstractmethod
     def open_file(self, dist: DistFile) -> BinaryIO:
-        """A binary stream of the stored file; raise ``FileNotFoundError`` when it is absent."""
+        """A binary stream of the stored file; raise ``FileNotFoundError`` when it is absent.
+
+        Ask the store here, not at the first read. The server opens the stream in one thread,
+        calls ``read(n)`` in others, one at a time, and ``close()`` in its event loop's
+        thread: the stream must not be tied to a thread. It need not seek.
+        """
 
     @abstractmethod
     def write_file(self, dist: DistFile, source: Path) -> None:
-        """Store ``source`` as ``dist``, atomically: readers see all of it or nothing.
+        """Store ``source`` as ``dist``, atomically: readers and listings see all of it or
+        nothing. Files come as large as ``max_file_bytes``: move them in parts, never whole
+        in memory, and as several values where the store limits the size of one.
 
         Raise ``FileExists`` when the file is already stored; never overwrite it.
         ``source`` is a complete local file, already on disk (fsynced); the backend may not

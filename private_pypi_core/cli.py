@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access, check_repository_name
 from private_pypi_core.config import config_from_flags, config_table
 from private_pypi_core.errors import (
@@ -25,6 +26,7 @@ from private_pypi_core.errors import (
     StorageUnavailable,
     UserError,
 )
+from private_pypi_core.export import export
 from private_pypi_core.plugins import plugin_manager
 from private_pypi_core.state import (
     EMBEDDED_REPOSITORY,
@@ -235,13 +237,15 @@ def update_index(
 
     secret = _secret(secret, secret_env)
     settings = config_table(config, name, type) if config is not None else {}
-    repo_config = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
-    repository = Repository(repo_config, root.resolve(), admin_secret=secret)
-    if repository.backend.authenticate(secret) is not Access.WRITE:
+    repo = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
+    repository = Repository(repo.config, root.resolve(), admin_secret=secret, auth=repo.auth)
+    if repository.authenticate(Credential(username=name, secret=secret)) is not Access.WRITE:
         raise Forbidden(f"the secret has no write permission on package repository {name!r}")
     index = repository.rebuild_index()
     typer.echo(f"Indexed {len(index.entries)} files of {len(index.projects)} projects in {name!r}.")
 
+
+app.command(name="export", context_settings=EXTRA_ARGS)(export)
 
 ServerUrl = Annotated[str, typer.Option("--url", help="The server, e.g. https://pypi.example.com.")]
 RepositoryName = Annotated[
@@ -306,6 +310,27 @@ def _manage(url: str, action: str, repository: str, secret: str, form: dict[str,
     if not response.ok:
         raise ServerError(f"{endpoint} answered {response.status_code}: {response.text.strip()}")
     return response.text
+
+
+@app.command(name="plugins")
+def list_plugins() -> None:
+    """List the installed plugins: their versions, backend types, auth providers, commands."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from private_pypi_core.inventory import installed_plugins
+
+    table = Table("plugin", "distribution", "backends", "auth providers", "commands", "events")
+    for plugin in installed_plugins():
+        table.add_row(
+            plugin.name,
+            f"{plugin.distribution} {plugin.version}",
+            ", ".join(plugin.backends),
+            ", ".join(plugin.auth_providers),
+            ", ".join(plugin.commands),
+            "index changes" if plugin.listens_to_index_changes else "",
+        )
+    Console().print(table)
 
 
 def build_app() -> typer.Typer:

@@ -29,16 +29,18 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import tomli_w
 
+from private_pypi_core.auth_provider import ProviderSettings
 from private_pypi_core.backend import BackendConfig, check_repository_name
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.files import atomic_write
-from private_pypi_core.plugins import backend_class
+from private_pypi_core.plugins import auth_provider_class, backend_class
 
 CORE_KEYS = frozenset({"name", "type"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,37 @@ def parse_toml(text: str, *, label: str) -> TomlSource:
     return TomlSource(label=label, data=data)
 
 
-def load_repositories(source: TomlSource) -> dict[str, BackendConfig]:
-    """Every repository of a config document, validated against its backend's settings."""
+@dataclass(frozen=True)
+class RepositorySettings:
+    """One repository's settings: its backend's, and those of each of its auth providers."""
+
+    config: BackendConfig
+    auth: dict[str, ProviderSettings]
+
+
+def load_repositories(source: TomlSource) -> dict[str, RepositorySettings]:
+    """Every repository of a config document, validated against its backend's settings and
+    its auth providers'."""
     if not source.data:
         raise ConfigError(f"{source.label}: no package repository is configured")
     return {
-        name: repository_config(name, _table(source, name), label=source.label)
+        name: repository_settings(name, _table(source, name), label=source.label)
         for name in source.data
     }
+
+
+def repository_settings(name: str, table: Mapping[str, Any], *, label: str) -> RepositorySettings:
+    config = repository_config(name, table, label=label)
+    where = f"{label}: repository [{name}]"
+    auth = {}
+    for provider in config.auth or backend_class(config.type).default_auth:
+        try:
+            settings_class = auth_provider_class(provider).settings_class
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        values = table.get(provider, {})
+        auth[provider] = build_config(settings_class, values, where=f"{label}: [{name}.{provider}]")
+    return RepositorySettings(config=config, auth=auth)
 
 
 def repository_config(name: str, table: Mapping[str, Any], *, label: str) -> BackendConfig:
@@ -118,14 +143,23 @@ def repository_config(name: str, table: Mapping[str, Any], *, label: str) -> Bac
         config_class = backend_class(type_name).config_class
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
-    return build_config(config_class, {**table, "name": name}, where=where)
+    values = {key: value for key, value in table.items() if key not in provider_tables(table)}
+    return build_config(config_class, {**values, "name": name}, where=where)
 
 
-def build_config(
-    config_class: type[BackendConfig], values: Mapping[str, Any], *, where: str
-) -> BackendConfig:
-    """Instantiate ``config_class`` from ``values``, checking keys and scalar types."""
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
+def provider_tables(table: Mapping[str, Any]) -> set[str]:
+    """The keys of a repository's table that hold an auth provider's settings: the tables
+    named after a provider of its ``auth`` list."""
+    auth = table.get("auth")
+    if not isinstance(auth, list):
+        return set()
+    return {key for key in auth if isinstance(key, str) and isinstance(table.get(key), dict)}
+
+
+def build_config(config_class: type[T], values: Mapping[str, Any], *, where: str) -> T:
+    """Instantiate the dataclass ``config_class`` from ``values``, checking keys and scalar
+    types."""
+    fields = {f.name: f for f in dataclasses.fields(cast(Any, config_class))}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         known = ", ".join(sorted(set(fields) - CORE_KEYS))
@@ -189,6 +223,12 @@ def check_anonymous(config: TomlSource, admin: TomlSource) -> None:
             continue  # the full check names the unknown type
         known = {f.name for f in dataclasses.fields(config_class)}
         _refuse_keys(config.label, name, (set(table) & known) - config_class.anonymous_keys)
+        for provider in provider_tables(table):
+            try:
+                allowed = auth_provider_class(provider).settings_class.anonymous_keys
+            except ConfigError:
+                continue  # the full check names the unknown provider
+            _refuse_keys(config.label, f"{name}.{provider}", set(table[provider]) - allowed)
     for name in admin.data:
         _refuse_keys(admin.label, name, set(_table(admin, name)) - {"type", "raw"})
 
@@ -209,7 +249,7 @@ def _table(source: TomlSource, name: str) -> Mapping[str, Any]:
     return table
 
 
-def _secret_fields(config_class: type[BackendConfig]) -> set[str]:
+def _secret_fields(config_class: type[Any]) -> set[str]:
     return {f.name for f in dataclasses.fields(config_class) if not f.repr}
 
 
@@ -275,18 +315,16 @@ def config_table(path: Path, name: str, type_name: str) -> dict[str, Any]:
 
 def config_from_flags(
     type_name: str, name: str, flags: Mapping[str, str], *, base: Mapping[str, Any]
-) -> BackendConfig:
-    """A repository's settings: ``base`` (from a config table) updated by command-line flags
-    (strings, converted to the field types)."""
+) -> RepositorySettings:
+    """A repository's settings: ``base`` (its table in a config file) updated by command-line
+    flags (strings, converted to the field types)."""
     check_repository_name(name)
-    config_class = backend_class(type_name).config_class
-    hints = typing.get_type_hints(config_class)
+    hints = typing.get_type_hints(backend_class(type_name).config_class)
     where = f"repository {name!r} from the command line"
-    values: dict[str, Any] = {**base, "name": name, "type": type_name}
+    values: dict[str, Any] = {**base, "type": type_name}
     for key, text in flags.items():
-        expected = hints.get(key)
-        values[key] = _from_text(text, expected, key=key, where=where)
-    return build_config(config_class, values, where=where)
+        values[key] = _from_text(text, hints.get(key), key=key, where=where)
+    return repository_settings(name, values, label="the command line")
 
 
 def _from_text(text: str, expected: Any, *, key: str, where: str) -> Any:

@@ -259,3 +259,8 @@ def sha256_of(backend: Backend, dist: DistFile) -> str:
 
 def index_from_remote(remote: IndexFile | None, *, label: str) -> PackageIndex:
     return PackageIndex() if remote is None else PackageIndex.from_bytes(remote.data, label=label)
+
+
+def new_index_file() -> bytes:
+    """The bytes of an empty index file, for a command that sets up a repository's store."""
+    return PackageIndex().to_bytes()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from private_pypi_core.errors import UserError
+from private_pypi_core.guarded_backend import BackendFailure
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def store_failed(repository: Named, error: BaseException) -> None:
         _outages[repository] = _Outage(started=time.monotonic())
     cause = " ".join(str(error).split()) or type(error).__name__
     # A store failure is explained by its message; anything else is a bug: show where it is.
-    traceback = None if isinstance(error, (OSError, UserError)) else error
+    explained = isinstance(error, (OSError, UserError)) and not isinstance(error, BackendFailure)
+    traceback = None if explained else error
     log.error("repository %s: store unavailable: %s", repository.name, cause, exc_info=traceback)
 
 

@@ -13,16 +13,18 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
 from packaging.version import InvalidVersion, Version
 
-from private_pypi_core import outages
+from private_pypi_core import events, outages
 from private_pypi_core.auth import secrets_digest
+from private_pypi_core.auth_provider import AuthProvider, Credential, ProviderSettings
 from private_pypi_core.backend import (
+    Access,
     Backend,
     BackendConfig,
     FileExists,
@@ -33,6 +35,7 @@ from private_pypi_core.backend import (
 from private_pypi_core.dists import normalize_project, release_identity
 from private_pypi_core.errors import Conflict, NotFound, StorageUnavailable
 from private_pypi_core.files import FileVersion, atomic_write, file_version
+from private_pypi_core.guarded_backend import guarded
 from private_pypi_core.index import (
     ATTESTATIONS_SUFFIX,
     IndexEntry,
@@ -41,7 +44,7 @@ from private_pypi_core.index import (
     index_from_remote,
     sha256_of,
 )
-from private_pypi_core.plugins import backend_class
+from private_pypi_core.plugins import auth_provider_class, backend_class
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +87,31 @@ class Repository:
     """A configured package repository with its backend and its local index."""
 
     def __init__(
-        self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
+        self,
+        config: BackendConfig,
+        root: Path,
+        *,
+        admin_secret: str | None = None,
+        auth: Mapping[str, ProviderSettings] | None = None,
     ) -> None:
+        """``auth`` holds the settings of the repository's auth providers, by name (those
+        left out take their defaults)."""
         self.config = config
         self.name = check_repository_name(config.name)
-        self.secrets_digest = secrets_digest(config, admin_secret)
         self.folder = root / "cache" / config.name
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.backend: Backend = backend_class(config.type)(config, root, admin_secret=admin_secret)
+        backend_type = backend_class(config.type)
+        # Guarded: whatever the backend raises outside its contract reaches the core as an
+        # OSError, answered 503 like any store failure (``guarded_backend``).
+        self.backend: Backend = guarded(backend_type(config, root, admin_secret=admin_secret))
+        self.auth_providers: list[AuthProvider] = []
+        for name in config.auth or backend_type.default_auth:
+            provider = auth_provider_class(name)
+            settings = (auth or {}).get(name) or provider.settings_class()
+            self.auth_providers.append(provider(self.name, settings, self.backend, root))
+        self.secrets_digest = secrets_digest(
+            config, admin_secret, [p.settings for p in self.auth_providers]
+        )
         self.local_index_path = self.folder / "index.json"
         self._local_index_file = str(self.local_index_path)  # stat() per request: skip Path
         self.synced_marker = self.folder / "index.synced"  # its mtime: the last update
@@ -115,6 +135,26 @@ class Repository:
             return int(os.stat(self.synced_marker).st_mtime)
         except FileNotFoundError:
             return 0
+
+    def authenticate(self, credential: Credential) -> Access | None:
+        """What ``credential`` may do here: the first definite answer of the repository's auth
+        providers, ``None`` if none knows it. A provider that fails refuses it."""
+        for provider in self.auth_providers:
+            try:
+                access = provider.authenticate(credential)
+            except Exception as error:
+                # A service out of reach explains itself; anything else is a bug: show where.
+                log.warning(
+                    "repository %s: auth provider %r failed, the credential is refused: %s",
+                    self.name,
+                    provider.name,
+                    error,
+                    exc_info=None if isinstance(error, OSError) else error,
+                )
+                return Access.NONE
+            if access is not None:
+                return access
+        return None
 
     def sync_due(self) -> bool:
         return time.time() - self.index_mtime() >= self.config.sync_index_interval
@@ -166,6 +206,7 @@ class Repository:
                         self.backend.write_file(companion, source)
             self._update_remote(
                 lambda index: index.with_entry(index.entries.get(entry.filename, entry)),
+                "published",
                 read=(remote, index),
             )
         if created:
@@ -192,6 +233,7 @@ class Repository:
                 lambda index: index.with_entries(
                     dataclasses.replace(entry, yanked=reason) for entry in selected(index)
                 ),
+                "yanked" if reason is not None else "unyanked",
                 read=(remote, index),
             )
         filenames = [entry.filename for entry in selected(changed)]
@@ -206,7 +248,7 @@ class Repository:
     def rebuild_index(self) -> PackageIndex:
         """Rebuild the remote index from what the backend stores, and the local copy with it."""
         with self.lock:
-            return self._update_remote(lambda index: build_index(self.backend, index))
+            return self._update_remote(lambda index: build_index(self.backend, index), "rebuilt")
 
     def _fetch_remote(self) -> tuple[IndexFile | None, PackageIndex]:
         try:
@@ -221,11 +263,12 @@ class Repository:
     def _update_remote(
         self,
         change: Callable[[PackageIndex], PackageIndex],
+        reason: str,
         read: tuple[IndexFile | None, PackageIndex] | None = None,
     ) -> PackageIndex:
         """Apply ``change`` to the remote index (``read``, when the caller just fetched it),
         again on a fresh copy when another server wrote in between, then store the result
-        locally."""
+        locally and tell the plugins what changed, and why (``reason``)."""
         for attempt in range(INDEX_WRITE_ATTEMPTS):
             remote, index = read if read is not None and attempt == 0 else self._fetch_remote()
             changed = change(index)
@@ -239,6 +282,7 @@ class Repository:
                 outages.store_failed(self, error)
                 raise StorageUnavailable from error
             self._store_local(data)
+            events.announce(events.difference(self.name, reason, index, changed))
             return changed
         raise StorageUnavailable(
             f"the remote index of repository {self.name!r} kept changing while being written; "
@@ -265,9 +309,12 @@ class Repository:
                 if check
                 else None
             )
+            before = self.index if parsed is not None else None
             atomic_write(self.local_index_path, data, mode=0o600)
             if parsed is not None:  # this worker need not parse the file again
                 self._index, self._index_version = parsed, file_version(self._local_index_file)
+            if before is not None and parsed is not None:
+                events.announce(events.difference(self.name, "synced", before, parsed))
         self.synced_marker.touch()
 
     @staticmethod

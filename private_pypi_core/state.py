@@ -203,21 +203,23 @@ def config_generation(settings: ServerSettings) -> FileVersion | None:
 def _configuration(
     origin: Origin, config: TomlSource, admin: TomlSource, root: Path
 ) -> Configuration:
-    configs = load_repositories(config)
+    settings = load_repositories(config)
     admin_secrets = load_admin_secrets(admin)
     for name, secret in admin_secrets.items():
-        if name not in configs:
+        if name not in settings:
             raise ConfigError(f"{admin.label}: repository [{name}] is not in {config.label}")
-        if secret.type != configs[name].type:
+        if secret.type != settings[name].config.type:
             raise ConfigError(
                 f"{admin.label}: repository [{name}] has type {secret.type!r}, "
-                f"but {config.label} says {configs[name].type!r}"
+                f"but {config.label} says {settings[name].config.type!r}"
             )
     repositories = {}
-    for name, repo_config in configs.items():
+    for name, repository in settings.items():
         admin_secret = admin_secrets[name].secret if name in admin_secrets else None
         try:
-            repositories[name] = Repository(repo_config, root, admin_secret=admin_secret)
+            repositories[name] = Repository(
+                repository.config, root, admin_secret=admin_secret, auth=repository.auth
+            )
         except OSError as error:
             raise ConfigError(
                 f"{config.label}: repository [{name}]: its storage cannot be used: {error}"

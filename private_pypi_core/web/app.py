@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -14,7 +13,6 @@ import falcon.asgi
 from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 
 from private_pypi_core import outages
-from private_pypi_core.auth import parse_basic_auth
 from private_pypi_core.errors import StorageUnavailable, UserError
 from private_pypi_core.state import ServerSettings
 from private_pypi_core.web.admin import IndexMtime, Initialize
@@ -62,7 +60,7 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
         app.add_route(path, resource)
         app.add_route(f"{path}/", resource)
 
-    app.add_error_handler(OSError, functools.partial(_storage_error, runtime))
+    app.add_error_handler(OSError, _storage_error)
     app.add_error_handler(UserError, _user_error)
     app.set_error_serializer(_plain_text_error)
     return app
@@ -120,7 +118,6 @@ async def _user_error(
 
 
 async def _storage_error(
-    runtime: Runtime,
     req: falcon.asgi.Request,
     resp: falcon.asgi.Response,
     error: OSError,
@@ -129,19 +126,17 @@ async def _storage_error(
     """A backend call failed: answered as ``StorageUnavailable`` (503, Retry-After, a text
     that names nothing of the store), like the failures the repository reports itself; the
     cause goes to the log, once per outage (``outages``)."""
-    _note_store_failure(runtime, req, error)
+    _note_store_failure(req, error)
     await _user_error(req, resp, StorageUnavailable(), params)
 
 
-def _note_store_failure(runtime: Runtime, req: falcon.asgi.Request, error: OSError) -> None:
-    """Note a backend call's failure in the outage record of the repository the request used:
-    the one its basic-auth credential names (a name the request's auth already checked)."""
-    credential = parse_basic_auth(req.get_header("Authorization"))
-    repositories = runtime.configuration.repositories
-    repository = repositories.get(credential.repository) if credential is not None else None
+def _note_store_failure(req: falcon.asgi.Request, error: OSError) -> None:
+    """Note a backend call's failure in the outage record of the repository the request's
+    credential opened."""
+    repository = getattr(req.context, "repository", None)
     if repository is not None:
         outages.store_failed(repository, error)
-    elif not outages.any_known():  # a browser session's download: no name to note it under
+    elif not outages.any_known():
         log.error("%s %s: store unavailable: %s", req.method, req.path, error)
 
 

@@ -8,12 +8,14 @@ time, every project page its versions. Core metadata is advertised only where it
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from private_pypi_core.backend import BackendConfig
+from private_pypi_core.dists import normalize_project
 from private_pypi_core.index import IndexEntry
 
 API_VERSION = "1.1"
@@ -45,7 +47,9 @@ def project_page(
     entries: Iterable[IndexEntry],
     tracks: Sequence[str] = (),
     alternate_locations: Sequence[str] = (),
+    file_urls: Mapping[str, str] | None = None,
 ) -> str:
+    """The PEP 503 page; ``file_urls``: each file's URL by filename (default: beside the page)."""
     head = "".join(
         f'    <meta name="pypi:{name}" content="{escape(url)}">\n'
         for name, urls in (("tracks", tracks), ("alternate-locations", alternate_locations))
@@ -53,7 +57,7 @@ def project_page(
     )
     links = []
     for entry in entries:
-        attributes = f'href="{quote(entry.filename)}#sha256={entry.sha256}"'
+        attributes = f'href="{escape(_file_url(entry, file_urls))}#sha256={entry.sha256}"'
         if entry.requires_python:
             attributes += f' data-requires-python="{escape(entry.requires_python)}"'
         if entry.metadata_sha256:
@@ -71,12 +75,14 @@ def project_json(
     entries: Sequence[IndexEntry],
     tracks: Sequence[str] = (),
     alternate_locations: Sequence[str] = (),
+    file_urls: Mapping[str, str] | None = None,
 ) -> bytes:
+    """The PEP 691 page; ``file_urls`` as for ``project_page``."""
     page: dict[str, Any] = {
         "meta": {"api-version": API_VERSION},
         "name": project,
         "versions": _versions(entries),
-        "files": [_file_json(entry) for entry in entries],
+        "files": [_file_json(entry, _file_url(entry, file_urls)) for entry in entries],
     }
     if tracks:
         page["meta"]["tracks"] = list(tracks)
@@ -85,10 +91,14 @@ def project_json(
     return _json(page)
 
 
-def _file_json(entry: IndexEntry) -> dict[str, Any]:
+def _file_url(entry: IndexEntry, urls: Mapping[str, str] | None) -> str:
+    return quote(entry.filename) if urls is None else urls[entry.filename]
+
+
+def _file_json(entry: IndexEntry, url: str) -> dict[str, Any]:
     file: dict[str, Any] = {
         "filename": entry.filename,
-        "url": quote(entry.filename),
+        "url": url,
         "hashes": {"sha256": entry.sha256},
         "yanked": entry.yanked or (entry.yanked is not None),
         "core-metadata": {"sha256": entry.metadata_sha256} if entry.metadata_sha256 else False,
@@ -98,6 +108,18 @@ def _file_json(entry: IndexEntry) -> dict[str, Any]:
     if entry.requires_python:
         file["requires-python"] = entry.requires_python
     return file
+
+
+def pep708_urls(config: BackendConfig, project: str) -> tuple[list[str], list[str]]:
+    """The index pages ``project`` tracks and its alternate locations (PEP 708), as the
+    repository's config names them (under any spelling of the project name)."""
+
+    def lookup(table: dict[str, list[str]]) -> list[str]:
+        return next(
+            (urls for name, urls in table.items() if normalize_project(name) == project), []
+        )
+
+    return lookup(config.tracks), lookup(config.alternate_locations)
 
 
 def upload_time(entry: IndexEntry) -> str:

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import falcon.asgi
 
 from private_pypi_core import outages
-from private_pypi_core.auth import AuthCache, Credential, parse_basic_auth
+from private_pypi_core.auth import AuthCache, parse_authorization, resolve
+from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access
 from private_pypi_core.errors import Forbidden, Unauthorized
 from private_pypi_core.repository import Repository
@@ -47,12 +47,6 @@ WRONG_CREDENTIAL = "Wrong package repository name or secret."
 
 def client_address(req: falcon.asgi.Request) -> str:
     return req.remote_addr or "unknown"
-
-
-def _check_nothing(secret: str) -> Access:
-    """What checking a secret costs, for a repository that does not exist."""
-    hmac.compare_digest(hashlib.sha256(secret.encode()).digest(), bytes(32))
-    return Access.NONE
 
 
 class Runtime:
@@ -87,47 +81,58 @@ class Runtime:
     async def authorize(self, req: falcon.asgi.Request, needed: Access) -> Repository:
         """The repository the request's credential (or browser session) opens with at least
         ``needed`` access."""
-        credential = parse_basic_auth(req.get_header("Authorization"))
+        credential = parse_authorization(req.get_header("Authorization"))
         if credential is None:
             repository = self._session_repository(req)
             if repository is None or needed is not Access.READ:
                 raise Unauthorized(CREDENTIALS_NEEDED)
-            return repository
-        repository, access = await self.check(req, credential)
-        if repository is None or access is Access.NONE:
-            raise Unauthorized(WRONG_CREDENTIAL)
-        if access < needed:
-            raise Forbidden(
-                f"This secret may only read package repository {repository.name!r}; "
-                "uploading needs its write secret."
-            )
+        else:
+            repository, access = await self.check(req, credential)
+            if repository is None or access is Access.NONE:
+                raise Unauthorized(WRONG_CREDENTIAL)
+            if access < needed:
+                raise Forbidden(
+                    f"This credential may only read package repository {repository.name!r}; "
+                    "uploading needs its write secret."
+                )
+        req.context.repository = repository  # for the error handlers
         return repository
 
     async def check(
         self, req: falcon.asgi.Request, credential: Credential
     ) -> tuple[Repository | None, Access]:
-        """The repository a credential names and what it may do there, checked in the
-        client's turn (see ``throttle``); an unknown name costs the same as a wrong secret."""
-        repository = self.configuration.repositories.get(credential.repository)
+        """The repository a credential opens and what it may do there, checked in the
+        client's turn (see ``throttle``); ``(None, Access.NONE)`` when it opens none. An
+        unknown name costs the same as a wrong secret."""
+        repositories = self.configuration.repositories
         client = client_address(req)
-        if repository is not None and self.throttle.idle(client):
+        if self.throttle.idle(client) and (known := self._cached(credential, repositories)):
             # A known credential of a client with no check under way: the same answer, at once,
             # as in its turn (which would come at once), without the cost of taking it.
-            cached = self.auth_cache.get(credential)
-            if cached is not None:
-                return repository, cached
+            return known
+        found: Repository | None = None
 
         async def verify() -> Access:
-            if repository is None:
-                return await self.run(_check_nothing, credential.secret)
-            access = self.auth_cache.get(credential)
-            if access is None:
-                access = await self.run(repository.backend.authenticate, credential.secret)
-                self.auth_cache.put(credential, access)
+            nonlocal found
+            known = self._cached(credential, repositories)
+            if known is not None:
+                found, access = known
+                return access
+            found, access = await self.run(resolve, repositories, credential)
+            if found is not None:
+                self.auth_cache.put(credential, found.name, access)
             return access
 
-        access = await self.throttle.check(client, credential.repository, verify)
-        return repository, access
+        access = await self.throttle.check(client, credential.username or "", verify)
+        return found, access
+
+    def _cached(
+        self, credential: Credential, repositories: Mapping[str, Repository]
+    ) -> tuple[Repository, Access] | None:
+        cached = self.auth_cache.get(credential)
+        if cached is None or cached[0] not in repositories:
+            return None
+        return repositories[cached[0]], cached[1]
 
     def _session_repository(self, req: falcon.asgi.Request) -> Repository | None:
         """The repository of the request's live browser session, if its secrets are those it
@@ -146,17 +151,18 @@ class Runtime:
     async def is_admin(self, req: falcon.asgi.Request) -> bool:
         """Whether the request carries an admin secret of the current configuration;
         ``Unauthorized`` when it carries another credential."""
-        credential = parse_basic_auth(req.get_header("Authorization"))
+        credential = parse_authorization(req.get_header("Authorization"))
         if credential is None:
             return False
-        admin = self.configuration.admin_secrets.get(credential.repository)
+        admin = self.configuration.admin_secrets.get(credential.username or "")
 
         async def verify() -> bool:
             expected = admin.secret if admin is not None else ""
             matches = hmac.compare_digest(credential.secret.encode(), expected.encode())
             return admin is not None and matches
 
-        if not await self.throttle.check(client_address(req), credential.repository, verify):
+        client = client_address(req)
+        if not await self.throttle.check(client, credential.username or "", verify):
             raise Unauthorized(ADMIN_NEEDED)
         return True
 

@@ -15,7 +15,7 @@ import secrets
 import falcon
 import falcon.asgi
 
-from private_pypi_core.auth import Credential
+from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access
 from private_pypi_core.sessions import SESSION_COOKIE
 from private_pypi_core.web import pages
@@ -40,9 +40,7 @@ class Login:
             resp.status = falcon.HTTP_403
             _login_form(req, resp, "The login form expired or came from another site; try again.")
             return
-        credential = Credential(
-            repository=form.get("repository", ""), secret=form.get("secret", "")
-        )
+        credential = Credential(username=form.get("repository", ""), secret=form.get("secret", ""))
         repository, access = await self.runtime.check(req, credential)
         if repository is None or access is Access.NONE:
             resp.status = falcon.HTTP_401

@@ -8,7 +8,7 @@ from typing import BinaryIO
 import falcon
 import falcon.asgi
 
-from private_pypi_core.backend import Access, BackendConfig, DistFile
+from private_pypi_core.backend import Access, DistFile
 from private_pypi_core.dists import content_type, normalize_project, validate_project
 from private_pypi_core.errors import NotFound
 from private_pypi_core.index import IndexEntry, PackageIndex
@@ -126,22 +126,13 @@ class ProjectPage:
 
         def render(index: PackageIndex) -> bytes:
             entries = index.projects[normalized]
-            tracks, alternates = _pep708(repository.config, normalized)
+            tracks, alternates = pages.pep708_urls(repository.config, normalized)
             if media_type == JSON_V1:
                 return pages.project_json(normalized, entries, tracks, alternates)
             return pages.project_page(normalized, entries, tracks, alternates).encode()
 
         page = self.runtime.pages(repository).page(repository, (normalized, media_type), render)
         _serve_page(req, resp, page, media_type)
-
-
-def _pep708(config: BackendConfig, project: str) -> tuple[list[str], list[str]]:
-    def lookup(table: dict[str, list[str]]) -> list[str]:
-        return next(
-            (urls for name, urls in table.items() if normalize_project(name) == project), []
-        )
-
-    return lookup(config.tracks), lookup(config.alternate_locations)
 
 
 class FileDownload:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from private_pypi_core.auth import Credential
+from private_pypi_core.auth_provider import Credential
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.state import Configuration, Origin, ServerSettings, load_configuration
 
@@ -198,7 +198,7 @@ def test_repr_of_a_configuration_never_shows_secrets(tmp_path: Path) -> None:
             repr(configuration),
             repr(team.config),
             repr(configuration.admin_secrets),
-            repr(Credential(repository="team", secret=WRITE_SECRET)),
+            repr(Credential(username="team", secret=WRITE_SECRET)),
         ]
     )
     assert "team" in shown

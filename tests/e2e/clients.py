@@ -192,9 +192,10 @@ def twine_upload(
     env: dict[str, str],
     *extra: str,
     repository_url: str | None = None,
+    username: str = "local",
 ) -> subprocess.CompletedProcess[str]:
-    """``twine upload`` to ``repository_url`` (by default ``/simple/``) as user ``local``."""
-    credentials = [] if password is None else ["--username=local", f"--password={password}"]
+    """``twine upload`` to ``repository_url`` (by default ``/simple/``) as ``username``."""
+    credentials = [] if password is None else [f"--username={username}", f"--password={password}"]
     return run(
         [
             executable("twine"),

@@ -183,22 +183,22 @@ def test_access_follows_the_users_role_in_the_repository(
     scene: Scene, role: str, access: Access
 ) -> None:
     scene.emulator.repo(FULL_NAME).roles["carol"] = role
-    assert scene.backend().authenticate(scene.emulator.add_token("carol")) is access
+    assert scene.backend().token_access(scene.emulator.add_token("carol")) is access
 
 
 def test_private_repository_hidden_from_a_token_gives_no_access(scene: Scene) -> None:
-    assert scene.backend().authenticate(scene.stranger) is Access.NONE
+    assert scene.backend().token_access(scene.stranger) is Access.NONE
     assert scene.emulator.api_calls()[-1].status == 404
 
 
 def test_unknown_token_gives_no_access(scene: Scene) -> None:
-    assert scene.backend().authenticate("ghp_" + "0" * 36) is Access.NONE
+    assert scene.backend().token_access("ghp_" + "0" * 36) is Access.NONE
     assert scene.emulator.api_calls()[-1].status == 401
 
 
 @pytest.mark.parametrize("secret", ["", "two words", "new\nline", "caf\u00e9", "x" * 2000])
 def test_what_cannot_be_a_token_is_refused_without_asking_github(scene: Scene, secret: str) -> None:
-    assert scene.backend().authenticate(secret) is Access.NONE
+    assert scene.backend().token_access(secret) is Access.NONE
     assert scene.emulator.api_calls() == []
 
 
@@ -216,7 +216,7 @@ def test_classic_token_may_write_only_with_a_writing_scope(
 ) -> None:
     scene.emulator.repo(FULL_NAME).private = private
     token = scene.emulator.add_token(OWNER, scopes=scopes)
-    assert scene.backend().authenticate(token) is access
+    assert scene.backend().token_access(token) is access
 
 
 def test_index_file_lives_on_the_default_branch_unless_told(scene: Scene) -> None:

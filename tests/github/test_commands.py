@@ -3,6 +3,7 @@ workflow that init commits, run as GitHub Actions would run it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -201,7 +202,13 @@ def test_gh_pages_site_links_every_file_to_its_download(published: Scene) -> Non
     code, _, stderr = gen_gh_pages(published)
     assert code == 0, stderr
     site = published.emulator.files(FULL_NAME, PAGES_BRANCH)
-    assert sorted(site) == [".nojekyll", "demo/index.html", "index.html"]
+    assert sorted(site) == [
+        ".nojekyll",
+        "demo/index.html",
+        "demo/index.json",
+        "index.html",
+        "index.json",
+    ]
     assert [link["href"] for link in _links(site["index.html"])] == ["demo/"]
     links = {link["href"].split("#")[0]: link for link in _links(site["demo/index.html"])}
     index = index_from_remote(published.backend().read_index(), label="index")
@@ -214,6 +221,10 @@ def test_gh_pages_site_links_every_file_to_its_download(published: Scene) -> Non
     wheel_link = next(link for url, link in links.items() if url.endswith(".whl"))
     assert wheel_link["data-core-metadata"], "its metadata asset is served beside it"
     assert requests.get(wheel_link["href"].split("#")[0] + ".metadata", timeout=5).ok
+    files = json.loads(site["demo/index.json"])["files"]
+    assert {file["url"]: bool(file["core-metadata"]) for file in files} == {
+        url: "data-core-metadata" in link for url, link in links.items()
+    }
 
 
 def test_gh_pages_site_is_committed_only_when_it_changes(published: Scene) -> None:

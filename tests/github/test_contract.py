@@ -67,7 +67,7 @@ def drive_everything(scene: Scene, temp: pytest.TempPathFactory) -> None:
     )
     backend = scene.backend()
     for token in (scene.writer, scene.reader, scene.stranger):
-        backend.authenticate(token)
+        backend.token_access(token)
     emulator.interrupt_next_upload()
     dist = parse_dist_filename("demo-1.0.tar.gz")
     path = temp.mktemp("src") / dist.filename

@@ -141,15 +141,18 @@ def test_read_only_token_may_install_but_not_upload(
     assert listing.status_code == 200
 
 
-def test_github_refusing_for_an_hour_is_a_503_with_a_readable_log_line(
+def test_github_refusing_for_an_hour_refuses_the_token_with_a_readable_log_line(
     scene: Scene, server: RunningServer
 ) -> None:
+    """An auth provider that fails refuses the credential; the log says why, in one line."""
     scene.emulator.repo(FULL_NAME).roles["dave"] = "pull"
     token = scene.emulator.add_token("dave")
     scene.emulator.exhaust_rate_limit("dave", reset_in=3600)
     answer = requests.get(server.simple_url, auth=("team", token), timeout=10)
-    assert answer.status_code == 503 and answer.headers["Retry-After"]
-    assert "GitHub's rate limit refuses GET" in server.log()
+    assert answer.status_code == 401
+    line = next(line for line in server.log().splitlines() if "auth provider 'github'" in line)
+    assert "GitHub's rate limit refuses GET" in line
+    assert "Traceback" not in server.log()
 
 
 def test_update_index_finds_a_hand_upload_and_the_server_syncs_it(

@@ -55,8 +55,8 @@ def test_files_and_index_round_trip_on_real_github(backend: GitHubBackend, tmp_p
     source = tmp_path / filename
     source.write_bytes(data)
     dist = parse_dist_filename(filename)
-    assert backend.authenticate(TOKEN) is Access.WRITE
-    assert backend.authenticate(TOKEN + "x") is Access.NONE
+    assert backend.token_access(TOKEN) is Access.WRITE
+    assert backend.token_access(TOKEN + "x") is Access.NONE
     try:
         backend.write_file(dist, source)
         with pytest.raises(FileExists):

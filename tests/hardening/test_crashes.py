@@ -264,7 +264,7 @@ def test_restart_removes_temp_files_of_writes_in_the_store(
 def publish_until_remote_index_written(spec: ServerSpec, filename: str, data: bytes) -> None:
     """The server's own publish, cut off (as by SIGKILL) right after the store's index write."""
     configs = load_repositories(read_toml(str(spec.config_path), what="config"))
-    repository = Repository(configs["local"], spec.root.resolve())
+    repository = Repository(configs["local"].config, spec.root.resolve())
     work = spec.root.parent / "half-published"
     work.mkdir(exist_ok=True)
     path, metadata_path = work / filename, work / f"{filename}.metadata"

@@ -19,7 +19,8 @@ import pytest
 import requests
 import tomli_w
 
-from private_pypi_core.auth import AuthCache, Credential
+from private_pypi_core.auth import AuthCache
+from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access
 from private_pypi_core.config import load_admin_secrets, load_repositories, read_toml
 from private_pypi_core.state import ServerSettings, load_configuration
@@ -312,7 +313,7 @@ def test_repr_of_settings_and_config_objects_hides_secrets(
         Credential("plain", spec.secret("plain", "write")),
     ]
     cache = AuthCache(60, 60)
-    cache.put(Credential("plain", spec.secret("plain", "read")), Access.READ)
+    cache.put(Credential("plain", spec.secret("plain", "read")), "plain", Access.READ)
     objects.append(cache.__dict__)
     secrets = {k: v for k, v in exercised.secrets().items() if not k.startswith("session key")}
     for thing in objects:

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access
 from private_pypi_core.config import repository_config
 from private_pypi_core.dists import parse_dist_filename
-from private_pypi_s3.backend import S3Backend
+from private_pypi_core.repository import Repository
 from private_pypi_s3.config import S3Config
 from tests.s3.conftest import fresh_prefix
 from tests.s3.seaweed import IDENTITY_ACTIONS, Seaweed
@@ -42,8 +43,9 @@ def test_seaweedfs_example_serves_a_repository(
     monkeypatch.setenv(table["secret_access_key_env"], seaweed.secret_access_key)
     # Only where this store listens, and a prefix of the test's own.
     table |= {"endpoint_url": seaweed.endpoint_url, "prefix": fresh_prefix()}
-    backend = S3Backend(repository_config(name, table, label="README"), tmp_path)
-    assert backend.authenticate(table["write_secret"]) is Access.WRITE
+    repository = Repository(repository_config(name, table, label="README"), tmp_path)
+    assert repository.authenticate(Credential(name, table["write_secret"])) is Access.WRITE
+    backend = repository.backend
     dist = parse_dist_filename("demo-1.0.tar.gz")
     source = tmp_path / dist.filename
     source.write_bytes(b"sdist")

@@ -17,17 +17,19 @@ import requests
 import tomli_w
 from botocore.awsrequest import AWSResponse
 
+from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access, FileExists, IndexConflict
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.index import index_from_remote
 from private_pypi_core.plugins import installed_backends
+from private_pypi_core.repository import Repository
 from private_pypi_core.testing import BackendConformance, BackendUnderTest
 from private_pypi_s3.backend import S3Backend
 from private_pypi_s3.client import PART_BYTES
 from tests.s3.conftest import READ_SECRET, WRITE_SECRET, fresh_prefix, make_backend, make_config
 from tests.s3.seaweed import ACCESS_KEY_ID_ENV, Seaweed
-from tests.server import private_pypi_command
+from tests.server import free_port, private_pypi_command
 
 MB = 1 << 20
 WHEEL = parse_dist_filename("demo_pkg-1.0-py3-none-any.whl")
@@ -36,7 +38,10 @@ WHEEL = parse_dist_filename("demo_pkg-1.0-py3-none-any.whl")
 class TestS3Backend(BackendConformance):
     @pytest.fixture
     def subject(self, seaweed: Seaweed, tmp_path: Path) -> BackendUnderTest:
-        return BackendUnderTest(make_backend(seaweed, tmp_path), READ_SECRET, WRITE_SECRET)
+        def unreachable() -> S3Backend:  # an endpoint nothing listens on
+            return make_backend(seaweed, tmp_path, endpoint_url=f"http://127.0.0.1:{free_port()}")
+
+        return BackendUnderTest(make_backend(seaweed, tmp_path), broken=unreachable)
 
 
 def _file(path: Path, data: bytes) -> Path:
@@ -308,7 +313,9 @@ def test_store_failures_are_os_errors_without_secrets(
         assert seaweed.secret_access_key not in str(caught.value)
         with pytest.raises(OSError):
             backend.read_index()
-    assert wrong_key.authenticate(WRITE_SECRET) is Access.WRITE, "auth needs no store"
+    repository = Repository(wrong_key.config, tmp_path)
+    credential = Credential("team", WRITE_SECRET)
+    assert repository.authenticate(credential) is Access.WRITE, "auth needs no store"
 
 
 def test_unusable_settings_fail_when_the_config_is_loaded(

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import hmac
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import filelock
 
-from private_pypi_core.backend import (
-    Access,
+from private_pypi_core.api import (
     Backend,
     BackendConfig,
     DistFile,
@@ -33,8 +31,9 @@ from private_pypi_core.backend import (
     IndexConflict,
     IndexFile,
     StoredFile,
+    atomic_write,
+    fsync_dir,
 )
-from private_pypi_core.files import atomic_write, fsync_dir
 
 INDEX_FILENAME = "index.json"
 INDEX_LOCK_FILENAME = ".index.lock"
@@ -43,19 +42,9 @@ TEMP_SUFFIX = ".tmp"
 
 @dataclass(frozen=True)
 class FileSystemConfig(BackendConfig):
-    anonymous_keys = BackendConfig.anonymous_keys | {
-        "read_secret",
-        "write_secret",
-        "read_secret_sha256",
-        "write_secret_sha256",
-    }
-
-    read_secret: str = field(default="", repr=False)
-    write_secret: str = field(default="", repr=False)
-    # Instead of the secrets: their sha256 (hex), so a leaked config opens nothing.
-    read_secret_sha256: str = field(default="", repr=False)
-    write_secret_sha256: str = field(default="", repr=False)
-    storage_path: str = ""  # default: <ROOT>/cache/<name>/storage
+    # Relative to the server's ROOT; default: <ROOT>/cache/<name>/storage. Not settable without
+    # an admin credential: it may point anywhere.
+    storage_path: str = ""
 
 
 class FileSystemBackend(Backend):
@@ -68,27 +57,9 @@ class FileSystemBackend(Backend):
         super().__init__(config, root, admin_secret=admin_secret)
         assert isinstance(config, FileSystemConfig)
         self.fs_config = config
-        self.storage = (
-            Path(config.storage_path)
-            if config.storage_path
-            else root / "cache" / config.name / "storage"
-        )
+        self.storage = root / (config.storage_path or f"cache/{config.name}/storage")
         self.storage.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.index_lock = filelock.FileLock(self.storage / INDEX_LOCK_FILENAME)
-
-    def authenticate(self, secret: str) -> Access:
-        # Every comparison runs, so timing does not tell which secret was close.
-        config = self.fs_config
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        is_write = _secret_equals(secret, config.write_secret) | _secret_equals(
-            digest, config.write_secret_sha256.lower()
-        )
-        is_read = _secret_equals(secret, config.read_secret) | _secret_equals(
-            digest, config.read_secret_sha256.lower()
-        )
-        if is_write:
-            return Access.WRITE
-        return Access.READ if is_read else Access.NONE
 
     def list_files(self) -> Iterator[StoredFile]:
         for project in sorted(p for p in self.storage.iterdir() if p.is_dir()):
@@ -161,7 +132,3 @@ class FileSystemBackend(Backend):
 
 def _version_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _secret_equals(given: str, expected: str) -> bool:
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())

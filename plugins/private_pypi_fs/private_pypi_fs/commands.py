@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from private_pypi_core.auth import generate_secret
-from private_pypi_core.config import add_tables
+from private_pypi_core.api import add_tables, generate_secret
 from private_pypi_fs.backend import FileSystemBackend
 
 

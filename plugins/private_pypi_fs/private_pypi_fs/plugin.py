@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from private_pypi_core.hookspecs import hookimpl
+from private_pypi_core.api import hookimpl
 from private_pypi_fs.backend import FileSystemBackend
 from private_pypi_fs.commands import init_pkg_repo
 
 if TYPE_CHECKING:
     import typer
 
-    from private_pypi_core.backend import Backend
+    from private_pypi_core.api import Backend
 
 
 @hookimpl

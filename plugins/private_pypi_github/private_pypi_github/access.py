@@ -11,9 +11,13 @@ token may not make.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from private_pypi_core.backend import Access
+from private_pypi_core.api import Access, AuthProvider, Credential
 from private_pypi_github.models import Repository
+
+if TYPE_CHECKING:
+    from private_pypi_github.backend import GitHubBackend
 
 WRITE_ROLES = frozenset({"admin", "maintain", "push"})
 # Printable ASCII without spaces, as every kind of GitHub token is; anything else would not
@@ -36,3 +40,16 @@ def access_of(repository: Repository, oauth_scopes: str | None) -> Access:
 def plausible_token(secret: str) -> bool:
     """Whether ``secret`` can be a token at all: sent only if it fits in an HTTP header."""
     return bool(TOKEN.fullmatch(secret))
+
+
+class GitHubTokenProvider(AuthProvider):
+    """``github``, the auth of a GitHub repository: a user's own token, sent as the secret with
+    the repository's name as the username, may do what GitHub lets it do there."""
+
+    name = "github"
+
+    def authenticate(self, credential: Credential) -> Access | None:
+        if credential.username != self.repository:
+            return None
+        backend: GitHubBackend = self.backend  # type: ignore[assignment]
+        return backend.token_access(credential.secret)

@@ -2,7 +2,7 @@
 
 See ``naming.py`` for the release and asset scheme, ``access.py`` for what a token may do,
 ``index_file.py`` for the index file. The server's own token (``token`` / ``token_env``)
-does the storage work; a client's secret is a token that ``authenticate`` asks GitHub about.
+does the storage work; a client's secret is a token that ``token_access`` asks GitHub about.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from typing import BinaryIO, cast
 
 import requests
 
-from private_pypi_core.backend import (
+from private_pypi_core.api import (
     Access,
     Backend,
     BackendConfig,
+    BadRequest,
     DistFile,
     FileExists,
     IndexFile,
     StoredFile,
+    parse_dist_filename,
 )
-from private_pypi_core.dists import parse_dist_filename
-from private_pypi_core.errors import BadRequest
 from private_pypi_github import models
 from private_pypi_github.access import access_of, plausible_token
 from private_pypi_github.client import MEDIA_BINARY, GitHubClient, GitHubError
@@ -43,6 +43,7 @@ UPLOAD_ATTEMPTS = 2
 class GitHubBackend(Backend):
     type = "github"
     config_class = GitHubConfig
+    default_auth = ("github",)  # access.GitHubTokenProvider
 
     def __init__(
         self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
@@ -64,7 +65,8 @@ class GitHubBackend(Backend):
         self._default_branch: str | None = None
         self._assets: dict[str, Asset] = {}  # by filename: where to download from
 
-    def authenticate(self, secret: str) -> Access:
+    def token_access(self, secret: str) -> Access:
+        """What the GitHub token ``secret`` may do in the repository, as GitHub says."""
         if not plausible_token(secret):
             return Access.NONE
         response = self.client.with_token(secret).request(

@@ -11,11 +11,16 @@ from typing import Annotated
 import tomli_w
 import typer
 
-from private_pypi_core.backend import IndexConflict, check_repository_name
-from private_pypi_core.index import PackageIndex, index_from_remote
+from private_pypi_core.api import (
+    DistFile,
+    IndexConflict,
+    check_repository_name,
+    new_index_file,
+    render_site,
+)
 from private_pypi_github.backend import GitHubBackend
 from private_pypi_github.config import DEFAULT_API_URL, DEFAULT_INDEX_FILENAME, GitHubConfig
-from private_pypi_github.pages import PAGES_BRANCH, commit_site, enable_pages, render_site
+from private_pypi_github.pages import PAGES_BRANCH, commit_site, enable_pages
 from private_pypi_github.provision import add_file, ensure_branch, ensure_repository
 from private_pypi_github.workflow import TOKEN_SECRET, WORKFLOW_PATH, workflow
 
@@ -84,7 +89,7 @@ def init_pkg_repo(
             _note(f"Created branch {branch!r} for the index file.")
         if backend.read_index() is None:
             with contextlib.suppress(IndexConflict):  # written meanwhile: as good
-                backend.write_index(PackageIndex().to_bytes(), replaces=None)
+                backend.write_index(new_index_file(), replaces=None)
                 _note(f"Committed the index file {index_filename} to {backend.branch()!r}.")
         if enable_gh_pages:
             commit_site(backend.client, config.full_name, PAGES_BRANCH, _site(backend))
@@ -105,7 +110,8 @@ def gen_gh_pages(
         str, typer.Option("--pages_branch", help="The branch GitHub Pages serves.")
     ] = PAGES_BRANCH,
 ) -> None:
-    """Publish the package index as a static PEP 503 site on the GitHub Pages branch."""
+    """Publish the package index as a static site (PEP 503 HTML and PEP 691 JSON pages) on the
+    GitHub Pages branch."""
     backend = _backend(
         f"{owner}/{repo}", owner, repo, branch, index_filename, api_url, token, token_env
     )
@@ -113,11 +119,11 @@ def gen_gh_pages(
     with _reported():
         site = _site(backend)
         commit = commit_site(backend.client, config.full_name, pages_branch, site)
-    pages = len(site) - 2  # not the root page and .nojekyll
+    projects = sum(path.endswith("/index.html") for path in site)
     if commit:
-        typer.echo(f"Published {pages} project pages to {pages_branch!r} ({commit[:12]}).")
+        typer.echo(f"Published {projects} project pages to {pages_branch!r} ({commit[:12]}).")
     else:
-        typer.echo(f"{pages_branch!r} already holds the site of {pages} project pages.")
+        typer.echo(f"{pages_branch!r} already holds the site of {projects} project pages.")
 
 
 def _backend(
@@ -143,12 +149,14 @@ def _backend(
     return GitHubBackend(config, Path.cwd())
 
 
-def _site(backend: GitHubBackend) -> dict[str, str]:
-    config = backend.github
-    label = f"the index file {config.index_filename} of {config.full_name}"
-    index = index_from_remote(backend.read_index(), label=label)
+def _site(backend: GitHubBackend) -> dict[str, bytes]:
+    """The core's static site, each file linked to its asset's download URL."""
     urls = {asset.filename: asset.browser_download_url for asset in backend.assets()}
-    return render_site(index, urls)
+
+    def file_url(dist: DistFile) -> str | None:
+        return urls.get(dist.filename)
+
+    return {".nojekyll": b"", **render_site(backend, file_url=file_url)}  # files as they are
 
 
 def _token(token: str | None, token_env: str | None) -> str:

@@ -6,8 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from private_pypi_core.backend import BackendConfig
-from private_pypi_core.errors import ConfigError
+from private_pypi_core.api import BackendConfig, ConfigError
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_INDEX_FILENAME = "index.json"  # the core writes the index as JSON

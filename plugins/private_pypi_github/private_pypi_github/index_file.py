@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import quote
 
-from private_pypi_core.backend import IndexConflict, IndexFile
+from private_pypi_core.api import IndexConflict, IndexFile
 from private_pypi_github import models
 from private_pypi_github.client import MEDIA_RAW, GitHubClient, GitHubError, message_of
 

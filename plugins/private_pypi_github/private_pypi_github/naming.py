@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from private_pypi_core.backend import DistFile
+from private_pypi_core.api import DistFile
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 

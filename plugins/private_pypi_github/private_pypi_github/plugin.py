@@ -1,22 +1,29 @@
-"""The GitHub backend's hook implementations: its backend class and its commands."""
+"""The GitHub backend's hook implementations: its backend class, its auth provider and its
+commands."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from private_pypi_core.hookspecs import hookimpl
+from private_pypi_github.access import GitHubTokenProvider
 from private_pypi_github.backend import GitHubBackend
 from private_pypi_github.commands import gen_gh_pages, init_pkg_repo
 
 if TYPE_CHECKING:
     import typer
 
-    from private_pypi_core.backend import Backend
+    from private_pypi_core.api import AuthProvider, Backend
 
 
 @hookimpl
 def private_pypi_backends() -> list[type[Backend]]:
     return [GitHubBackend]
+
+
+@hookimpl
+def private_pypi_auth_providers() -> list[type[AuthProvider]]:
+    return [GitHubTokenProvider]
 
 
 @hookimpl

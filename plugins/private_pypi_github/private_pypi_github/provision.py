@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote
 
-from private_pypi_core.backend import Access
+from private_pypi_core.api import Access
 from private_pypi_github import models
 from private_pypi_github.access import access_of
 from private_pypi_github.client import GitHubClient, GitHubError, message_of

@@ -12,7 +12,6 @@ ETag that was read (compare-and-swap), so the store needs no lock and no extra s
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -21,8 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from boto3.s3.transfer import create_transfer_manager
 from botocore.exceptions import ClientError
 
-from private_pypi_core.backend import (
-    Access,
+from private_pypi_core.api import (
     Backend,
     BackendConfig,
     DistFile,
@@ -64,14 +62,6 @@ class S3Backend(Backend):
         self._index_key = self._key(INDEX_KEY)
         # The last index read or written, answered again while the store says 304.
         self._last_index: IndexFile | None = None
-
-    def authenticate(self, secret: str) -> Access:
-        # Both comparisons always run, so timing does not tell which secret was close.
-        is_write = _secret_equals(secret, self.s3_config.write_secret)
-        is_read = _secret_equals(secret, self.s3_config.read_secret)
-        if is_write:
-            return Access.WRITE
-        return Access.READ if is_read else Access.NONE
 
     def list_files(self) -> Iterator[StoredFile]:
         root = self._key("")
@@ -197,7 +187,3 @@ class S3Backend(Backend):
 
     def _where(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
-
-
-def _secret_equals(given: str, expected: str) -> bool:
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())

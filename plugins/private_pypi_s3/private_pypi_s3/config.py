@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from private_pypi_core.backend import BackendConfig
-from private_pypi_core.errors import ConfigError
+from private_pypi_core.api import BackendConfig, ConfigError
 
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 DOWNLOAD_MODES = ("redirect", "stream")
@@ -22,7 +21,7 @@ class S3Config(BackendConfig):
 
     # The store's keys come from the server's environment: no key that chooses a bucket,
     # endpoint or variable may be set without an admin credential.
-    anonymous_keys = BackendConfig.anonymous_keys | {"read_secret", "write_secret"}
+    anonymous_keys = BackendConfig.anonymous_keys | {"download", "presigned_url_expires"}
 
     bucket: str
     prefix: str = ""  # objects live under <prefix>/; "" for the bucket's root
@@ -31,8 +30,6 @@ class S3Config(BackendConfig):
     addressing_style: str = "auto"
     download: str = "redirect"  # or "stream": the bytes pass through the server
     presigned_url_expires: int = 300  # seconds a download redirect stays valid
-    read_secret: str = field(default="", repr=False)
-    write_secret: str = field(default="", repr=False)
     access_key_id_env: str = ""
     secret_access_key_env: str = ""
 

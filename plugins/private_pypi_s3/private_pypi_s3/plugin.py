@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from private_pypi_core.hookspecs import hookimpl
+from private_pypi_core.api import hookimpl
 from private_pypi_s3.backend import S3Backend
 
 if TYPE_CHECKING:
-    from private_pypi_core.backend import Backend
+    from private_pypi_core.api import Backend
 
 
 @hookimpl
