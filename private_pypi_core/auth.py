@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import enum
 import functools
 import hashlib
 import json
@@ -18,9 +19,10 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from private_pypi_core.auth_provider import Credential
+from private_pypi_core.auth_provider import Credential, Grant
 from private_pypi_core.backend import Access, BackendConfig
 
 # Far above any real credential (a name and a token fit in a few hundred bytes); a longer
@@ -28,6 +30,36 @@ from private_pypi_core.backend import Access, BackendConfig
 MAX_AUTHORIZATION_CHARS = 4096
 PARSED_HEADERS_KEPT = 1024  # with the header and its credential: at most 8 MiB
 ANSWERS_KEPT = 10_000
+REFUSED = Grant(access=Access.NONE, identity="")
+SESSION_GRANT = Grant(access=Access.READ, identity="a browser session")
+ANONYMOUS_GRANT = Grant(access=Access.READ, identity="anonymous")
+
+
+class Action(enum.Enum):
+    """What a request does, and the access it needs; a grant's scopes name the first three."""
+
+    READ = "read"
+    UPLOAD = "upload"
+    YANK = "yank"
+    MANAGE = "manage tokens of"
+
+    @property
+    def access(self) -> Access:
+        return Access.READ if self is Action.READ else Access.WRITE
+
+
+def refusal_of(grant: Grant, action: Action, repository: str) -> str | None:
+    """Why ``grant`` may not take ``action`` in ``repository`` (a message naming what it
+    lacks), or ``None`` when it may."""
+    if grant.scopes is not None and action.value not in grant.scopes:
+        scopes = ", ".join(sorted(grant.scopes))
+        return f"{grant.identity} may not {action.value} in {repository!r}: it may {scopes}."
+    if grant.access < action.access:
+        return (
+            f"This credential may only read package repository {repository!r}; "
+            f"to {action.value} it needs a write secret."
+        )
+    return None
 
 
 class Authenticating(Protocol):
@@ -35,7 +67,7 @@ class Authenticating(Protocol):
 
     name: str
 
-    def authenticate(self, credential: Credential) -> Access | None: ...
+    def authenticate(self, credential: Credential) -> Grant | None: ...
 
 
 R = TypeVar("R", bound=Authenticating)
@@ -71,9 +103,9 @@ def _parse_authorization(header: str) -> Credential | None:
     return Credential(username=username, secret=secret)
 
 
-def resolve(repositories: Mapping[str, R], credential: Credential) -> tuple[R | None, Access]:
+def resolve(repositories: Mapping[str, R], credential: Credential) -> tuple[R | None, Grant]:
     """The repository ``credential`` opens and what it may do there (see ``auth_provider``
-    for which repositories are asked); ``(None, Access.NONE)`` when none opens."""
+    for which repositories are asked); ``(None, REFUSED)`` when none opens."""
     username = credential.username
     if username is not None and username in repositories:
         candidates = [(repositories[username], credential)]
@@ -83,37 +115,40 @@ def resolve(repositories: Mapping[str, R], credential: Credential) -> tuple[R | 
     else:
         candidates = [(repository, credential) for repository in repositories.values()]
     for repository, asked in candidates:
-        access = repository.authenticate(asked)
-        if access:
-            return repository, access
-    return None, Access.NONE
+        grant = repository.authenticate(asked)
+        if grant is not None and grant.access:
+            return repository, grant
+    return None, REFUSED
 
 
 class AuthCache:
     """Recent answers of ``resolve``, so a request rarely asks the auth providers.
 
     Keys hold a hash of the secret, never the secret itself. Only credentials that opened
-    something are kept, at most ``ANSWERS_KEPT`` of them (the least recently added go first).
+    something are kept, at most ``ANSWERS_KEPT`` of them (the least recently added go first),
+    never past the grant's own expiry, and never a grant that must be asked for every time.
     """
 
     def __init__(self, read_expires: int, write_expires: int) -> None:
         self.expires = {Access.READ: read_expires, Access.WRITE: write_expires}
-        self._answers: OrderedDict[tuple[str | None, bytes], tuple[str, Access, float]] = (
+        self._answers: OrderedDict[tuple[str | None, bytes], tuple[str, Grant, float]] = (
             OrderedDict()
         )
 
-    def get(self, credential: Credential) -> tuple[str, Access] | None:
-        """The repository name and access cached for ``credential``."""
+    def get(self, credential: Credential) -> tuple[str, Grant] | None:
+        """The repository name and grant cached for ``credential``."""
         answer = self._answers.get(self._key(credential))
         if answer is None or answer[2] < time.monotonic():
             return None
         return answer[0], answer[1]
 
-    def put(self, credential: Credential, repository: str, access: Access) -> None:
-        if access is Access.NONE:
+    def put(self, credential: Credential, repository: str, grant: Grant) -> None:
+        if not grant.access or not grant.cacheable:
             return  # a wrong secret is asked again next time: the secret may have been added
-        expiry = time.monotonic() + self.expires[access]
-        self._answers[self._key(credential)] = (repository, access, expiry)
+        lifetime = float(self.expires[grant.access])
+        if grant.expires is not None:
+            lifetime = min(lifetime, (grant.expires - datetime.now(UTC)).total_seconds())
+        self._answers[self._key(credential)] = (repository, grant, time.monotonic() + lifetime)
         if len(self._answers) > ANSWERS_KEPT:
             self._answers.popitem(last=False)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import builtins
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -40,6 +41,27 @@ class Credential:
 
     username: str | None
     secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A definite yes with its limits, for a credential that may do less than its access level
+    allows (a provider may answer a bare ``Access`` instead: all of that level, in every
+    project).
+
+    ``scopes`` are the actions it may take among ``read``, ``upload`` and ``yank`` (``None``:
+    all that ``access`` allows); ``projects`` are globs of normalised project names it is
+    limited to (empty: every project); ``identity`` names it in the audit log, never with a
+    secret. With ``cacheable=False`` the core asks again on every request, so a revocation
+    takes effect at once.
+    """
+
+    access: Access
+    identity: str
+    scopes: frozenset[str] | None = None
+    projects: tuple[str, ...] = ()
+    expires: datetime | None = None
+    cacheable: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,6 +100,7 @@ class AuthProvider(ABC):
         self.root = root
 
     @abstractmethod
-    def authenticate(self, credential: Credential) -> Access | None:
-        """What ``credential`` may do in this repository; ``None`` if this provider does not
-        know it. Compare secrets with ``hmac.compare_digest``; refuse an empty secret."""
+    def authenticate(self, credential: Credential) -> Access | Grant | None:
+        """What ``credential`` may do in this repository (an ``Access``, or a ``Grant`` with
+        limits); ``None`` if this provider does not know it. Compare secrets with
+        ``hmac.compare_digest``; refuse an empty secret."""

@@ -64,6 +64,7 @@ class BackendConfig:
             "tracks",
             "alternate_locations",
             "auth",
+            "anonymous_read",
             "read_secret",
             "write_secret",
             "read_secret_sha256",
@@ -80,6 +81,8 @@ class BackendConfig:
     alternate_locations: dict[str, list[str]] = field(default_factory=dict)
     # The auth providers asked, in order (see ``auth_provider``); empty: ``default_auth``.
     auth: list[str] = field(default_factory=list)
+    # Requests without a credential read this repository (the first configured so).
+    anonymous_read: bool = False
     # The settings of the core's "secrets" provider. Instead of a secret, its hex sha256, so a
     # leaked config opens nothing.
     read_secret: str = field(default="", repr=False)
@@ -155,7 +158,7 @@ class Backend(ABC):
     #: The dataclass of this backend's settings.
     config_class: ClassVar[builtins.type[BackendConfig]] = BackendConfig
     #: The auth providers of a repository whose config names none (its ``auth`` key).
-    default_auth: ClassVar[tuple[str, ...]] = ("secrets",)
+    default_auth: ClassVar[tuple[str, ...]] = ("tokens", "secrets")
 
     def __init__(
         self, config: BackendConfig, root: Path, *, admin_secret: str | None = None

@@ -17,16 +17,16 @@ from urllib.parse import urlsplit
 import typer
 
 from private_pypi_core.auth_provider import Credential
-from private_pypi_core.backend import Access, check_repository_name
+from private_pypi_core.backend import Access
 from private_pypi_core.config import config_from_flags, config_table
 from private_pypi_core.errors import (
     ConfigError,
     Forbidden,
-    ServerError,
     StorageUnavailable,
     UserError,
 )
 from private_pypi_core.export import export
+from private_pypi_core.manage_commands import audit, secret_from, token_app, unyank, yank
 from private_pypi_core.plugins import plugin_manager
 from private_pypi_core.state import (
     EMBEDDED_REPOSITORY,
@@ -235,11 +235,12 @@ def update_index(
     """
     from private_pypi_core.repository import Repository
 
-    secret = _secret(secret, secret_env)
+    secret = secret_from(secret, secret_env)
     settings = config_table(config, name, type) if config is not None else {}
     repo = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
     repository = Repository(repo.config, root.resolve(), admin_secret=secret, auth=repo.auth)
-    if repository.authenticate(Credential(username=name, secret=secret)) is not Access.WRITE:
+    grant = repository.authenticate(Credential(username=name, secret=secret))
+    if grant is None or grant.access is not Access.WRITE:
         raise Forbidden(f"the secret has no write permission on package repository {name!r}")
     index = repository.rebuild_index()
     typer.echo(f"Indexed {len(index.entries)} files of {len(index.projects)} projects in {name!r}.")
@@ -247,69 +248,10 @@ def update_index(
 
 app.command(name="export", context_settings=EXTRA_ARGS)(export)
 
-ServerUrl = Annotated[str, typer.Option("--url", help="The server, e.g. https://pypi.example.com.")]
-RepositoryName = Annotated[
-    str, typer.Option("--repository", help="The package repository (the username).")
-]
-Secret = Annotated[str | None, typer.Option("--secret", help="The repository's write secret.")]
-SecretEnv = Annotated[
-    str | None, typer.Option("--secret_env", help="Read the secret from this variable.")
-]
-Project = Annotated[str, typer.Argument(help="The project, e.g. my-package.")]
-Target = Annotated[str, typer.Argument(help="A version (all its files) or one filename.")]
-
-
-@app.command()
-def yank(
-    project: Project,
-    target: Target,
-    repository: RepositoryName,
-    url: ServerUrl = "http://127.0.0.1:8888",
-    secret: Secret = None,
-    secret_env: SecretEnv = None,
-    reason: Annotated[str, typer.Option("--reason", help="Why, shown by installers.")] = "",
-) -> None:
-    """Yank files (PEP 592): installers skip them unless a version pins them exactly."""
-    check_repository_name(repository)
-    form = {"project": project, "target": target, "reason": reason}
-    typer.echo(_manage(url, "yank", repository, _secret(secret, secret_env), form), nl=False)
-
-
-@app.command()
-def unyank(
-    project: Project,
-    target: Target,
-    repository: RepositoryName,
-    url: ServerUrl = "http://127.0.0.1:8888",
-    secret: Secret = None,
-    secret_env: SecretEnv = None,
-) -> None:
-    """Undo a yank."""
-    check_repository_name(repository)
-    form = {"project": project, "target": target}
-    typer.echo(_manage(url, "unyank", repository, _secret(secret, secret_env), form), nl=False)
-
-
-def _secret(secret: str | None, secret_env: str | None) -> str:
-    if secret is None and secret_env:
-        secret = os.environ.get(secret_env)
-    if not secret:
-        raise ConfigError("give --secret, or --secret_env naming a set variable")
-    return secret
-
-
-def _manage(url: str, action: str, repository: str, secret: str, form: dict[str, str]) -> str:
-    """POST a management form to the server; its answer, or a ``UserError`` with its message."""
-    import requests
-
-    endpoint = f"{url.rstrip('/')}/{action}/"
-    try:
-        response = requests.post(endpoint, data=form, auth=(repository, secret), timeout=60)
-    except requests.RequestException as error:
-        raise ServerError(f"cannot reach {endpoint}: {error}") from None
-    if not response.ok:
-        raise ServerError(f"{endpoint} answered {response.status_code}: {response.text.strip()}")
-    return response.text
+app.command()(yank)
+app.command()(unyank)
+app.add_typer(token_app, name="token")
+app.command(name="audit")(audit)
 
 
 @app.command(name="plugins")

@@ -13,6 +13,10 @@ second, where tomllib takes about nine)::
         "metadata_sha256": "...",         the core metadata is stored as "<filename>.metadata"
         "yanked": "broken build"          PEP 592; "" when yanked without a reason
       }}}
+
+A repository with API tokens (``tokens.py``) has format 2, where ``"tokens"`` maps each token's
+id to its record (its secret's sha256, scopes, projects, dates, note): a server that knows only
+format 1 refuses the file rather than rewrite it without them.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.errors import BadRequest, ConfigError
 from private_pypi_core.hashing import CHUNK_BYTES, file_hashes, stream_hashes
 from private_pypi_core.metadata import COMPANION_SUFFIX, extract_core_metadata, parse_metadata
+from private_pypi_core.tokens import TokenRecord
 
 FORMAT_VERSION = 1
+TOKENS_FORMAT_VERSION = 2
 ATTESTATIONS_SUFFIX = ".attestations"  # kept as uploaded (PEP 740), not yet served
 COMPANION_SUFFIXES = (COMPANION_SUFFIX, ATTESTATIONS_SUFFIX)
 
@@ -79,6 +85,7 @@ class PackageIndex:
     """An immutable snapshot of a repository's index; changes return a new snapshot."""
 
     entries: Mapping[str, IndexEntry] = field(default_factory=dict)  # by filename
+    tokens: Mapping[str, TokenRecord] = field(default_factory=dict)  # by id
 
     @cached_property
     def projects(self) -> dict[str, list[IndexEntry]]:
@@ -89,10 +96,16 @@ class PackageIndex:
         return dict(sorted(grouped.items()))
 
     def with_entry(self, entry: IndexEntry) -> PackageIndex:
-        return PackageIndex({**self.entries, entry.filename: entry})
+        return self.with_entries([entry])
 
     def with_entries(self, entries: Iterable[IndexEntry]) -> PackageIndex:
-        return PackageIndex({**self.entries, **{e.filename: e for e in entries}})
+        return PackageIndex({**self.entries, **{e.filename: e for e in entries}}, self.tokens)
+
+    def with_token(self, token: TokenRecord) -> PackageIndex:
+        return PackageIndex(self.entries, {**self.tokens, token.id: token})
+
+    def without_token(self, token_id: str) -> PackageIndex:
+        return PackageIndex(self.entries, {k: v for k, v in self.tokens.items() if k != token_id})
 
     def to_bytes(self) -> bytes:
         """The index file: one line per file, so a change reads as a one-line diff."""
@@ -101,16 +114,31 @@ class PackageIndex:
             f"{compact(filename)}:{compact(_record(entry))}"
             for filename, entry in sorted(self.entries.items())
         )
-        return f'{{"format":{FORMAT_VERSION},"files":{{\n{lines}\n}}}}\n'.encode()
+        if not self.tokens:
+            return f'{{"format":{FORMAT_VERSION},"files":{{\n{lines}\n}}}}\n'.encode()
+        tokens = ",\n".join(
+            f"{compact(token_id)}:{compact(token.to_json())}"
+            for token_id, token in sorted(self.tokens.items())
+        )
+        return (
+            f'{{"format":{TOKENS_FORMAT_VERSION},"files":{{\n{lines}\n}},'
+            f'"tokens":{{\n{tokens}\n}}}}\n'
+        ).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes, *, label: str) -> PackageIndex:
         """Parse an index file; ``ConfigError`` names ``label`` when it is unusable."""
         try:
             document = json.loads(data)
-            if document.get("format") != FORMAT_VERSION:
+            if document.get("format") not in (FORMAT_VERSION, TOKENS_FORMAT_VERSION):
                 raise ConfigError(f"{label}: unsupported index format {document.get('format')!r}")
-            return cls({name: _entry(name, record) for name, record in document["files"].items()})
+            return cls(
+                {name: _entry(name, record) for name, record in document["files"].items()},
+                {
+                    token_id: TokenRecord.from_json(token_id, record)
+                    for token_id, record in document.get("tokens", {}).items()
+                },
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ConfigError(f"{label}: not a valid index file: {error}") from None
 
@@ -174,7 +202,7 @@ def build_index(backend: Backend, previous: PackageIndex) -> PackageIndex:
             entries[filename] = known
         else:
             entries[filename] = _with_metadata(backend, known, has_metadata)
-    return PackageIndex(entries)
+    return PackageIndex(entries, previous.tokens)
 
 
 def _with_metadata(backend: Backend, known: IndexEntry, has_metadata: bool) -> IndexEntry:

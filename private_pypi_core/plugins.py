@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import pluggy
 
-from private_pypi_core import hookspecs, secrets_provider
+from private_pypi_core import hookspecs, secrets_provider, tokens
 from private_pypi_core.auth_provider import AuthProvider
 from private_pypi_core.backend import Backend
 from private_pypi_core.errors import ConfigError
@@ -22,6 +22,7 @@ def plugin_manager() -> pluggy.PluginManager:
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     manager.register(secrets_provider, name="private_pypi_core.secrets")
+    manager.register(tokens, name="private_pypi_core.tokens")
     manager.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
     return manager
 

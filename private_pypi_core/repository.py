@@ -21,8 +21,8 @@ import filelock
 from packaging.version import InvalidVersion, Version
 
 from private_pypi_core import events, outages
-from private_pypi_core.auth import secrets_digest
-from private_pypi_core.auth_provider import AuthProvider, Credential, ProviderSettings
+from private_pypi_core.auth import REFUSED, secrets_digest
+from private_pypi_core.auth_provider import AuthProvider, Credential, Grant, ProviderSettings
 from private_pypi_core.backend import (
     Access,
     Backend,
@@ -45,10 +45,12 @@ from private_pypi_core.index import (
     sha256_of,
 )
 from private_pypi_core.plugins import auth_provider_class, backend_class
+from private_pypi_core.tokens import TokenRecord, TokensProvider
 
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 60
+
 INDEX_WRITE_ATTEMPTS = 8
 
 
@@ -108,7 +110,13 @@ class Repository:
         for name in config.auth or backend_type.default_auth:
             provider = auth_provider_class(name)
             settings = (auth or {}).get(name) or provider.settings_class()
-            self.auth_providers.append(provider(self.name, settings, self.backend, root))
+            if issubclass(provider, TokensProvider):  # the core's own: tokens live in the index
+                tokens = TokensProvider(
+                    self.name, settings, self.backend, root, tokens=lambda: self.index.tokens
+                )
+                self.auth_providers.append(tokens)
+            else:
+                self.auth_providers.append(provider(self.name, settings, self.backend, root))
         self.secrets_digest = secrets_digest(
             config, admin_secret, [p.settings for p in self.auth_providers]
         )
@@ -136,9 +144,10 @@ class Repository:
         except FileNotFoundError:
             return 0
 
-    def authenticate(self, credential: Credential) -> Access | None:
+    def authenticate(self, credential: Credential) -> Grant | None:
         """What ``credential`` may do here: the first definite answer of the repository's auth
-        providers, ``None`` if none knows it. A provider that fails refuses it."""
+        providers (``Access.NONE`` refuses it), ``None`` if none knows it. A provider that
+        fails refuses it."""
         for provider in self.auth_providers:
             try:
                 access = provider.authenticate(credential)
@@ -151,10 +160,31 @@ class Repository:
                     error,
                     exc_info=None if isinstance(error, OSError) else error,
                 )
-                return Access.NONE
+                return REFUSED
+            if isinstance(access, Access):
+                return Grant(access=access, identity=f"{provider.name}: {credential.username}")
             if access is not None:
                 return access
         return None
+
+    def add_token(self, token: TokenRecord) -> None:
+        """Store a new API token's record in the index."""
+        with self.lock:
+            self._update_remote(lambda index: index.with_token(token), "tokens")
+        log.info("repository %s: created %s", self.name, token.describe())
+
+    def revoke_token(self, token_id: str) -> TokenRecord:
+        """Remove an API token from the index; ``NotFound`` when there is none of that id."""
+        with self.lock:
+            remote, index = self._fetch_remote()
+            token = index.tokens.get(token_id)
+            if token is None:
+                raise NotFound(f"No token {token_id!r} in repository {self.name!r}.")
+            self._update_remote(
+                lambda index: index.without_token(token_id), "tokens", read=(remote, index)
+            )
+        log.info("repository %s: revoked %s", self.name, token.describe())
+        return token
 
     def sync_due(self) -> bool:
         return time.time() - self.index_mtime() >= self.config.sync_index_interval

@@ -99,6 +99,11 @@ class Configuration:
     admin_secrets: dict[str, AdminSecret] = field(repr=False)
     root: Path
 
+    def anonymous_repository(self) -> Repository | None:
+        """The repository requests without a credential read: the first with
+        ``anonymous_read``, if any."""
+        return next((r for r in self.repositories.values() if r.config.anonymous_read), None)
+
     def is_pristine_default(self) -> bool:
         """Started on the embedded default, never initialised, no package stored yet, and no
         other repository's data under ROOT (left by an earlier run with another config, which

@@ -5,11 +5,11 @@ from __future__ import annotations
 import falcon
 import falcon.asgi
 
-from private_pypi_core.backend import Access
+from private_pypi_core.auth import Action
 from private_pypi_core.errors import BadRequest, Unauthorized
 from private_pypi_core.state import ADMIN_NEEDED
 from private_pypi_core.web.forms import read_text_form
-from private_pypi_core.web.runtime import Runtime
+from private_pypi_core.web.runtime import Runtime, client_address
 
 # Two TOML documents of a few repositories each: far below this.
 MAX_CONFIG_FORM_BYTES = 64 << 10
@@ -22,7 +22,7 @@ class IndexMtime:
         self.runtime = runtime
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        repository = await self.runtime.authorize(req, Access.READ)
+        repository = await self.runtime.authorize(req, Action.READ)
         resp.content_type = falcon.MEDIA_TEXT
         resp.text = str(repository.index_mtime())
 
@@ -50,5 +50,10 @@ class Initialize:
         new = await self.runtime.reinitialize(
             form["config"], form["admin_secret"], anonymous=not admin
         )
+        identity = "an admin secret" if admin else "anyone (a pristine server)"
+        for repository in new.repositories.values():
+            self.runtime.audit.record(
+                repository.name, "initialize", identity=identity, client=client_address(req)
+            )
         resp.content_type = falcon.MEDIA_TEXT
         resp.text = f"Initialized: {', '.join(new.repositories)}\n"

@@ -22,6 +22,7 @@ from private_pypi_core.web.manage import Yank
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.session import Login, Logout
 from private_pypi_core.web.simple import FileDownload, ProjectPage, SimpleRoot, Upload
+from private_pypi_core.web.tokens import RevokeToken, Tokens
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
         ("/initialize", Initialize(runtime)),
         ("/yank", Yank(runtime, yank=True)),
         ("/unyank", Yank(runtime, yank=False)),
+        ("/_/tokens", Tokens(runtime)),
+        ("/_/tokens/revoke", RevokeToken(runtime)),
     ]:
         app.add_route(path, resource)
         app.add_route(f"{path}/", resource)

@@ -11,7 +11,7 @@ import falcon
 import falcon.asgi
 from packaging.version import InvalidVersion, Version
 
-from private_pypi_core.backend import Access
+from private_pypi_core.auth import Action
 from private_pypi_core.dists import normalize_project
 from private_pypi_core.errors import NotFound
 from private_pypi_core.index import IndexEntry
@@ -64,7 +64,7 @@ class ProjectJson:
         project: str,
         version: str | None,
     ) -> None:
-        repository = await self.runtime.authorize(req, Access.READ)
+        repository = await self.runtime.authorize(req, Action.READ)
         normalized = normalize_project(project)
         entries = repository.index.projects.get(normalized)
         if not entries:

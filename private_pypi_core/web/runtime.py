@@ -15,8 +15,18 @@ from typing import TypeVar
 import falcon.asgi
 
 from private_pypi_core import outages
-from private_pypi_core.auth import AuthCache, parse_authorization, resolve
-from private_pypi_core.auth_provider import Credential
+from private_pypi_core.audit import AuditLog
+from private_pypi_core.auth import (
+    ANONYMOUS_GRANT,
+    REFUSED,
+    SESSION_GRANT,
+    Action,
+    AuthCache,
+    parse_authorization,
+    refusal_of,
+    resolve,
+)
+from private_pypi_core.auth_provider import Credential, Grant
 from private_pypi_core.backend import Access
 from private_pypi_core.errors import Forbidden, Unauthorized
 from private_pypi_core.repository import Repository
@@ -30,6 +40,7 @@ from private_pypi_core.state import (
     load_configuration,
 )
 from private_pypi_core.throttle import GuessThrottle
+from private_pypi_core.tokens import project_allowed
 from private_pypi_core.web.page_cache import PageCache
 
 log = logging.getLogger(__name__)
@@ -54,6 +65,7 @@ class Runtime:
         self.settings = settings
         self.auth_cache = AuthCache(settings.auth_read_expires, settings.auth_write_expires)
         self.throttle = GuessThrottle()
+        self.audit = AuditLog(settings.root)
         self.sessions = SessionStore(settings.root, settings.session_max_age)
         self.temp_dir = settings.root / "tmp"
         self.temp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -78,32 +90,53 @@ class Runtime:
     async def run(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.to_thread(function, *args)
 
-    async def authorize(self, req: falcon.asgi.Request, needed: Access) -> Repository:
-        """The repository the request's credential (or browser session) opens with at least
-        ``needed`` access."""
+    async def authorize(self, req: falcon.asgi.Request, action: Action) -> Repository:
+        """The repository the request's credential (or browser session, or anonymous read)
+        opens for ``action``; its grant is kept in ``req.context.grant``."""
         credential = parse_authorization(req.get_header("Authorization"))
         if credential is None:
             repository = self._session_repository(req)
-            if repository is None or needed is not Access.READ:
+            grant = SESSION_GRANT
+            if repository is None:
+                repository, grant = self.configuration.anonymous_repository(), ANONYMOUS_GRANT
+            if repository is None or action is not Action.READ:
                 raise Unauthorized(CREDENTIALS_NEEDED)
         else:
-            repository, access = await self.check(req, credential)
-            if repository is None or access is Access.NONE:
+            found, grant = await self.check(req, credential)
+            if found is None or not grant.access:
                 raise Unauthorized(WRONG_CREDENTIAL)
-            if access < needed:
-                raise Forbidden(
-                    f"This credential may only read package repository {repository.name!r}; "
-                    "uploading needs its write secret."
-                )
+            repository = found
+            refusal = refusal_of(grant, action, repository.name)
+            if refusal:
+                raise Forbidden(refusal)
         req.context.repository = repository  # for the error handlers
+        req.context.grant = grant
         return repository
+
+    def record(
+        self, req: falcon.asgi.Request, repository: Repository, action: str, **details: object
+    ) -> None:
+        """Add a write the request took to the audit trail, with who and from where."""
+        identity = req.context.grant.identity if "grant" in req.context else "admin"
+        self.audit.record(
+            repository.name, action, identity=identity, client=client_address(req), **details
+        )
+
+    def check_project(self, req: falcon.asgi.Request, action: Action, project: str) -> None:
+        """``Forbidden`` unless the request's grant may take ``action`` on ``project``."""
+        grant: Grant = req.context.grant
+        if not project_allowed(grant.projects, project):
+            raise Forbidden(
+                f"{grant.identity} may {action.value} only projects matching "
+                f"{', '.join(grant.projects)}, not {project!r}."
+            )
 
     async def check(
         self, req: falcon.asgi.Request, credential: Credential
-    ) -> tuple[Repository | None, Access]:
+    ) -> tuple[Repository | None, Grant]:
         """The repository a credential opens and what it may do there, checked in the
-        client's turn (see ``throttle``); ``(None, Access.NONE)`` when it opens none. An
-        unknown name costs the same as a wrong secret."""
+        client's turn (see ``throttle``); ``(None, REFUSED)`` when it opens none. An unknown
+        name costs the same as a wrong secret."""
         repositories = self.configuration.repositories
         client = client_address(req)
         if self.throttle.idle(client) and (known := self._cached(credential, repositories)):
@@ -111,24 +144,25 @@ class Runtime:
             # as in its turn (which would come at once), without the cost of taking it.
             return known
         found: Repository | None = None
+        grant = REFUSED
 
         async def verify() -> Access:
-            nonlocal found
+            nonlocal found, grant
             known = self._cached(credential, repositories)
             if known is not None:
-                found, access = known
-                return access
-            found, access = await self.run(resolve, repositories, credential)
+                found, grant = known
+                return grant.access
+            found, grant = await self.run(resolve, repositories, credential)
             if found is not None:
-                self.auth_cache.put(credential, found.name, access)
-            return access
+                self.auth_cache.put(credential, found.name, grant)
+            return grant.access
 
-        access = await self.throttle.check(client, credential.username or "", verify)
-        return found, access
+        await self.throttle.check(client, credential.username or "", verify)
+        return found, grant
 
     def _cached(
         self, credential: Credential, repositories: Mapping[str, Repository]
-    ) -> tuple[Repository, Access] | None:
+    ) -> tuple[Repository, Grant] | None:
         cached = self.auth_cache.get(credential)
         if cached is None or cached[0] not in repositories:
             return None

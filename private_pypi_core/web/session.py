@@ -16,7 +16,6 @@ import falcon
 import falcon.asgi
 
 from private_pypi_core.auth_provider import Credential
-from private_pypi_core.backend import Access
 from private_pypi_core.sessions import SESSION_COOKIE
 from private_pypi_core.web import pages
 from private_pypi_core.web.forms import read_text_form
@@ -41,8 +40,8 @@ class Login:
             _login_form(req, resp, "The login form expired or came from another site; try again.")
             return
         credential = Credential(username=form.get("repository", ""), secret=form.get("secret", ""))
-        repository, access = await self.runtime.check(req, credential)
-        if repository is None or access is Access.NONE:
+        repository, grant = await self.runtime.check(req, credential)
+        if repository is None or not grant.access:
             resp.status = falcon.HTTP_401
             _login_form(req, resp, WRONG_CREDENTIAL)
             return

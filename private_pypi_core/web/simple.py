@@ -8,7 +8,8 @@ from typing import BinaryIO
 import falcon
 import falcon.asgi
 
-from private_pypi_core.backend import Access, DistFile
+from private_pypi_core.auth import Action
+from private_pypi_core.backend import DistFile
 from private_pypi_core.dists import content_type, normalize_project, validate_project
 from private_pypi_core.errors import NotFound
 from private_pypi_core.index import IndexEntry, PackageIndex
@@ -68,11 +69,22 @@ class Upload:
         self.runtime = runtime
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        repository = await self.runtime.authorize(req, Access.WRITE)
+        repository = await self.runtime.authorize(req, Action.UPLOAD)
         async with receive_upload(
             req, repository.config.max_file_bytes, self.runtime.temp_dir
         ) as upload:
+            self.runtime.check_project(req, Action.UPLOAD, upload.entry.project)
             created = await self.runtime.run(repository.publish, upload)
+        entry = upload.entry
+        self.runtime.record(
+            req,
+            repository,
+            "upload" if created else "upload again",
+            project=entry.project,
+            version=entry.version,
+            filename=entry.filename,
+            sha256=entry.sha256,
+        )
         resp.content_type = falcon.MEDIA_TEXT
         filename = upload.entry.filename
         resp.text = f"Published {filename}\n" if created else f"{filename} is already stored\n"
@@ -82,7 +94,7 @@ class SimpleRoot(Upload):
     """``GET /simple/``: the projects of the repository the credential opens; POST uploads."""
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        repository = await self.runtime.authorize(req, Access.READ)
+        repository = await self.runtime.authorize(req, Action.READ)
         media_type = _negotiate(req)
 
         def render(index: PackageIndex) -> bytes:
@@ -113,7 +125,7 @@ class ProjectPage:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project: str
     ) -> None:
-        repository = await self.runtime.authorize(req, Access.READ)
+        repository = await self.runtime.authorize(req, Action.READ)
         normalized = validate_project(project)  # also keeps the redirects' Location clean
         if normalized != project or not req.path.endswith("/"):
             raise falcon.HTTPMovedPermanently(f"/simple/{normalized}/{_query(req)}")
@@ -178,7 +190,7 @@ class FileDownload:
     async def _find(
         self, req: falcon.asgi.Request, project: str, filename: str
     ) -> tuple[Repository, IndexEntry, bool]:
-        repository = await self.runtime.authorize(req, Access.READ)
+        repository = await self.runtime.authorize(req, Action.READ)
         is_metadata = filename.endswith(COMPANION_SUFFIX)
         entry = repository.index.entries.get(filename.removesuffix(COMPANION_SUFFIX))
         if (

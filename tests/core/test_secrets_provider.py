@@ -21,7 +21,8 @@ def repository(tmp_path: Path, **secrets: str) -> Repository:
 
 
 def ask(repository: Repository, secret: str, username: str = "team") -> Access | None:
-    return repository.authenticate(Credential(username=username, secret=secret))
+    grant = repository.authenticate(Credential(username=username, secret=secret))
+    return None if grant is None else grant.access
 
 
 @pytest.mark.parametrize("hashed", [False, True], ids=["plain", "sha256"])

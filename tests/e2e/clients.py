@@ -218,8 +218,9 @@ def uv_publish(
     password: str | None,
     env: dict[str, str],
     *extra: str,
+    username: str = "local",
 ) -> subprocess.CompletedProcess[str]:
-    credentials = [] if password is None else ["--username=local", f"--password={password}"]
+    credentials = [] if password is None else [f"--username={username}", f"--password={password}"]
     return run(
         [
             executable("uv"),

@@ -20,7 +20,7 @@ import requests
 import tomli_w
 
 from private_pypi_core.auth import AuthCache
-from private_pypi_core.auth_provider import Credential
+from private_pypi_core.auth_provider import Credential, Grant
 from private_pypi_core.backend import Access
 from private_pypi_core.config import load_admin_secrets, load_repositories, read_toml
 from private_pypi_core.state import ServerSettings, load_configuration
@@ -230,7 +230,7 @@ def test_every_error_is_answered_with_a_readable_message(exercised: Exercised) -
         "wrong plain 6": (401, "Wrong package repository name or secret"),
         "hash as secret (read)": (401, "Wrong package repository name or secret"),
         "unknown repository": (401, "Wrong package repository name or secret"),
-        "upload with a read secret": (403, "uploading needs its write secret"),
+        "upload with a read secret": (403, "to upload it needs a write secret"),
         "bad filename": (400, "invalid filename"),
         "bad digest": (400, "sha256_digest sent does not match"),
         "corrupt wheel": (400, "not a valid archive"),
@@ -313,7 +313,8 @@ def test_repr_of_settings_and_config_objects_hides_secrets(
         Credential("plain", spec.secret("plain", "write")),
     ]
     cache = AuthCache(60, 60)
-    cache.put(Credential("plain", spec.secret("plain", "read")), "plain", Access.READ)
+    grant = Grant(access=Access.READ, identity="secrets: plain")
+    cache.put(Credential("plain", spec.secret("plain", "read")), "plain", grant)
     objects.append(cache.__dict__)
     secrets = {k: v for k, v in exercised.secrets().items() if not k.startswith("session key")}
     for thing in objects:

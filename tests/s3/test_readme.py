@@ -44,7 +44,8 @@ def test_seaweedfs_example_serves_a_repository(
     # Only where this store listens, and a prefix of the test's own.
     table |= {"endpoint_url": seaweed.endpoint_url, "prefix": fresh_prefix()}
     repository = Repository(repository_config(name, table, label="README"), tmp_path)
-    assert repository.authenticate(Credential(name, table["write_secret"])) is Access.WRITE
+    grant = repository.authenticate(Credential(name, table["write_secret"]))
+    assert grant is not None and grant.access is Access.WRITE
     backend = repository.backend
     dist = parse_dist_filename("demo-1.0.tar.gz")
     source = tmp_path / dist.filename

@@ -315,7 +315,8 @@ def test_store_failures_are_os_errors_without_secrets(
             backend.read_index()
     repository = Repository(wrong_key.config, tmp_path)
     credential = Credential("team", WRITE_SECRET)
-    assert repository.authenticate(credential) is Access.WRITE, "auth needs no store"
+    grant = repository.authenticate(credential)
+    assert grant is not None and grant.access is Access.WRITE, "auth needs no store"
 
 
 def test_unusable_settings_fail_when_the_config_is_loaded(

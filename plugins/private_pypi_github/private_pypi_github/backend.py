@@ -43,7 +43,7 @@ UPLOAD_ATTEMPTS = 2
 class GitHubBackend(Backend):
     type = "github"
     config_class = GitHubConfig
-    default_auth = ("github",)  # access.GitHubTokenProvider
+    default_auth = ("tokens", "github")  # the core's API tokens, and access.GitHubTokenProvider
 
     def __init__(
         self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
