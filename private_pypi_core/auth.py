@@ -41,7 +41,7 @@ class Action(enum.Enum):
     READ = "read"
     UPLOAD = "upload"
     YANK = "yank"
-    MANAGE = "manage tokens of"
+    MANAGE = "manage"
 
     @property
     def access(self) -> Access:

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from private_pypi_core.backend import Access, Backend
 
@@ -53,7 +54,10 @@ class Grant:
     all that ``access`` allows); ``projects`` are globs of normalised project names it is
     limited to (empty: every project); ``identity`` names it in the audit log, never with a
     secret. With ``cacheable=False`` the core asks again on every request, so a revocation
-    takes effect at once.
+    takes effect at once. ``publisher`` is set for a trusted publisher's credential: its PEP 740
+    publisher object (``{"kind": "GitHub", "repository": "octo/app", "workflow":
+    "release.yml", "environment": "pypi", "claims": {...}}``), recorded with every file it
+    uploads and named in their provenance.
     """
 
     access: Access
@@ -62,6 +66,7 @@ class Grant:
     projects: tuple[str, ...] = ()
     expires: datetime | None = None
     cacheable: bool = True
+    publisher: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,10 @@ class BackendConfig:
     write_secret: str = field(default="", repr=False)
     read_secret_sha256: str = field(default="", repr=False)
     write_secret_sha256: str = field(default="", repr=False)
+    # Trusted publishing: the CI workflows that may upload without a secret, each a
+    # [[<repository>.trusted_publishers]] table of issuer, claims and projects, checked by
+    # ``oidc.trusted_publishers``. Not an anonymous key: the server fetches an issuer's keys.
+    trusted_publishers: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ from private_pypi_core.errors import (
     UserError,
 )
 from private_pypi_core.export import export
-from private_pypi_core.manage_commands import audit, secret_from, token_app, unyank, yank
+from private_pypi_core.manage_commands import audit, secret_from, status, token_app, unyank, yank
 from private_pypi_core.plugins import plugin_manager
 from private_pypi_core.state import (
+    DEFAULT_OIDC_AUDIENCE,
     EMBEDDED_REPOSITORY,
     Configuration,
     Origin,
@@ -121,6 +122,14 @@ def server(
             "in answers; by default they are paths.",
         ),
     ] = "",
+    oidc_audience: Annotated[
+        str,
+        typer.Option(
+            "--oidc_audience",
+            help="The audience trusted publishing's ID tokens must name; by default the host "
+            f"of --url, else {DEFAULT_OIDC_AUDIENCE!r}.",
+        ),
+    ] = "",
     debug: Annotated[bool, typer.Option("--debug", help="Log debug messages.")] = False,
     host: Annotated[str, typer.Option("--host", help="The interface to bind to.")] = "0.0.0.0",
     port: Annotated[int, typer.Option("--port", help="The port to bind to.")] = 8888,
@@ -158,6 +167,8 @@ def server(
         debug=debug,
         session_max_age=session_max_age,
         public_url=_public_url(url),
+        # A server's own audience: an ID token sent to another server is no good here.
+        oidc_audience=oidc_audience or urlsplit(url).hostname or DEFAULT_OIDC_AUDIENCE,
     )
     if config is not None:
         forget_initialized(settings)
@@ -250,6 +261,7 @@ app.command(name="export", context_settings=EXTRA_ARGS)(export)
 
 app.command()(yank)
 app.command()(unyank)
+app.command()(status)
 app.add_typer(token_app, name="token")
 app.command(name="audit")(audit)
 

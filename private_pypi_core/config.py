@@ -37,6 +37,7 @@ from private_pypi_core.auth_provider import ProviderSettings
 from private_pypi_core.backend import BackendConfig, check_repository_name
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.files import atomic_write
+from private_pypi_core.oidc import trusted_publishers
 from private_pypi_core.plugins import auth_provider_class, backend_class
 
 CORE_KEYS = frozenset({"name", "type"})
@@ -144,7 +145,12 @@ def repository_config(name: str, table: Mapping[str, Any], *, label: str) -> Bac
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
     values = {key: value for key, value in table.items() if key not in provider_tables(table)}
-    return build_config(config_class, {**values, "name": name}, where=where)
+    config = build_config(config_class, {**values, "name": name}, where=where)
+    try:
+        trusted_publishers(config)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return config
 
 
 def provider_tables(table: Mapping[str, Any]) -> set[str]:

@@ -4,9 +4,12 @@ The site has the server's URLs below ``/simple/`` and its pages, byte for byte::
 
     index.html, index.json                 the projects (PEP 503 HTML, PEP 691 JSON)
     <project>/index.html, index.json       the project's files: hashes, yanks, Requires-Python,
-                                           core metadata, size and upload time, PEP 708
+                                           core metadata, size and upload time, PEP 708; its
+                                           status (PEP 792: a quarantined one lists no file)
     <project>/<filename>                   the file, unless it is linked elsewhere
     <project>/<filename>.metadata          its core metadata (PEP 658), where the index has it
+
+Provenance (PEP 740) is not exported: its URL must be a fully-qualified one the server serves.
 
 A static host cannot negotiate formats: it answers a folder's URL with its ``index.html``, which
 pip, uv and poetry read; ``index.json`` is there for a client that asks for it by name.
@@ -115,6 +118,7 @@ def _plan(backend: Backend, file_url: FileUrl | None) -> _Plan:
     plan = _Plan()
     projects = []
     for project, entries in index.projects.items():
+        status = index.status_of(project)
         listed: list[IndexEntry] = []
         urls: dict[str, str] = {}
         for entry in entries:
@@ -125,7 +129,7 @@ def _plan(backend: Backend, file_url: FileUrl | None) -> _Plan:
             served = bool(entry.metadata_sha256) and metadata_url == url + COMPANION_SUFFIX
             if not served:
                 entry = dataclasses.replace(entry, metadata_sha256=None)
-            if beside:
+            if beside and status.serves_files:
                 plan.files.append(_Copy(f"{project}/{entry.filename}", entry.dist, entry.size))
                 if served:
                     metadata = entry.metadata_dist
@@ -137,10 +141,10 @@ def _plan(backend: Backend, file_url: FileUrl | None) -> _Plan:
             continue
         projects.append(project)
         tracks, alternates = pages.pep708_urls(backend.config, project)
-        html = pages.project_page(project, listed, tracks, alternates, file_urls=urls)
+        html = pages.project_page(project, listed, tracks, alternates, urls, status)
         plan.pages[f"{project}/index.html"] = html.encode()
         plan.pages[f"{project}/index.json"] = pages.project_json(
-            project, listed, tracks, alternates, file_urls=urls
+            project, listed, tracks, alternates, urls, status
         )
     plan.pages["index.html"] = pages.root_page(projects).encode()
     plan.pages["index.json"] = pages.root_json(projects)

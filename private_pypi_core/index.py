@@ -11,12 +11,18 @@ second, where tomllib takes about nine)::
         "requires_python": ">=3.9",       optional keys from here on
         "md5": "...", "blake2b_256": "...",
         "metadata_sha256": "...",         the core metadata is stored as "<filename>.metadata"
-        "yanked": "broken build"          PEP 592; "" when yanked without a reason
+        "yanked": "broken build",         PEP 592; "" when yanked without a reason
+        "attestations_sha256": "...",     PEP 740: kept as uploaded in "<filename>.attestations"
+        "publisher": {"kind": "GitHub", ...}   the trusted publisher that uploaded it
       }}}
 
 A repository with API tokens (``tokens.py``) has format 2, where ``"tokens"`` maps each token's
-id to its record (its secret's sha256, scopes, projects, dates, note): a server that knows only
-format 1 refuses the file rather than rewrite it without them.
+id to its record (its secret's sha256, scopes, projects, dates, note). Format 3 adds
+``"projects"``, each project's PEP 792 status when it is not ``active``
+(``{"demo-pkg": {"status": "archived", "reason": "..."}}``), and the files' two PEP 740 keys.
+Each file is written in the lowest format that holds what it has: a server that knows only an
+older one refuses the file rather than rewrite it without them (and, say, serve a quarantined
+project again).
 """
 
 from __future__ import annotations
@@ -45,8 +51,12 @@ from private_pypi_core.tokens import TokenRecord
 
 FORMAT_VERSION = 1
 TOKENS_FORMAT_VERSION = 2
-ATTESTATIONS_SUFFIX = ".attestations"  # kept as uploaded (PEP 740), not yet served
+STATUS_FORMAT_VERSION = 3  # project statuses (PEP 792), the files' PEP 740 keys
+FORMATS = (FORMAT_VERSION, TOKENS_FORMAT_VERSION, STATUS_FORMAT_VERSION)
+ATTESTATIONS_SUFFIX = ".attestations"  # the upload's PEP 740 attestations, as sent
 COMPANION_SUFFIXES = (COMPANION_SUFFIX, ATTESTATIONS_SUFFIX)
+STATUSES = ("active", "archived", "quarantined", "deprecated")  # PEP 792
+MAX_REASON_CHARS = 500
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +76,9 @@ class IndexEntry:
     blake2b_256: str | None = None
     metadata_sha256: str | None = None  # set when "<filename>.metadata" is stored
     yanked: str | None = None  # None: not yanked; otherwise the reason, possibly ""
+    attestations_sha256: str | None = None  # set when "<filename>.attestations" is stored
+    # The PEP 740 publisher object of the trusted publisher that uploaded the file, if one did.
+    publisher: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
     def dist(self) -> DistFile:
@@ -75,9 +88,45 @@ class IndexEntry:
     def metadata_dist(self) -> DistFile:
         return self.dist.companion(COMPANION_SUFFIX)
 
+    @property
+    def attestations_dist(self) -> DistFile:
+        return self.dist.companion(ATTESTATIONS_SUFFIX)
+
     @cached_property
     def parsed_version(self) -> Version:
         return Version(self.version)
+
+
+@dataclass(frozen=True)
+class ProjectStatus:
+    """A project's status marker (PEP 792) and the reason given for it; ``ValueError`` says
+    what is wrong with either."""
+
+    status: str = "active"
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(
+                f"{self.status!r} is not a project status: one of {', '.join(STATUSES)}"
+            )
+        if not isinstance(self.reason, str) or len(self.reason) > MAX_REASON_CHARS:
+            raise ValueError(f"a status reason is text of at most {MAX_REASON_CHARS} characters")
+        if not self.reason.isprintable():
+            raise ValueError("a status reason is one line of printable characters")
+
+    @property
+    def accepts_uploads(self) -> bool:
+        """Archived and quarantined projects take no new files."""
+        return self.status in ("active", "deprecated")
+
+    @property
+    def serves_files(self) -> bool:
+        """A quarantined project offers none of its files."""
+        return self.status != "quarantined"
+
+
+ACTIVE = ProjectStatus()
 
 
 @dataclass(frozen=True)
@@ -86,6 +135,7 @@ class PackageIndex:
 
     entries: Mapping[str, IndexEntry] = field(default_factory=dict)  # by filename
     tokens: Mapping[str, TokenRecord] = field(default_factory=dict)  # by id
+    statuses: Mapping[str, ProjectStatus] = field(default_factory=dict)  # by project, not active
 
     @cached_property
     def projects(self) -> dict[str, list[IndexEntry]]:
@@ -99,44 +149,66 @@ class PackageIndex:
         return self.with_entries([entry])
 
     def with_entries(self, entries: Iterable[IndexEntry]) -> PackageIndex:
-        return PackageIndex({**self.entries, **{e.filename: e for e in entries}}, self.tokens)
+        return dataclasses.replace(
+            self, entries={**self.entries, **{e.filename: e for e in entries}}
+        )
 
     def with_token(self, token: TokenRecord) -> PackageIndex:
-        return PackageIndex(self.entries, {**self.tokens, token.id: token})
+        return dataclasses.replace(self, tokens={**self.tokens, token.id: token})
 
     def without_token(self, token_id: str) -> PackageIndex:
-        return PackageIndex(self.entries, {k: v for k, v in self.tokens.items() if k != token_id})
+        tokens = {k: v for k, v in self.tokens.items() if k != token_id}
+        return dataclasses.replace(self, tokens=tokens)
+
+    def status_of(self, project: str) -> ProjectStatus:
+        """The status of a normalised project name: ``active`` unless one was set."""
+        return self.statuses.get(project, ACTIVE)
+
+    def with_status(self, project: str, status: ProjectStatus) -> PackageIndex:
+        """``project``'s status set; ``active`` is kept as no status at all."""
+        statuses = {k: v for k, v in self.statuses.items() if k != project}
+        if status.status != ACTIVE.status:
+            statuses[project] = status
+        return dataclasses.replace(self, statuses=statuses)
 
     def to_bytes(self) -> bytes:
-        """The index file: one line per file, so a change reads as a one-line diff."""
+        """The index file, in the lowest format that holds it: one line per file, token and
+        status, so a change reads as a one-line diff."""
         compact = json.JSONEncoder(separators=(",", ":")).encode
-        lines = ",\n".join(
-            f"{compact(filename)}:{compact(_record(entry))}"
-            for filename, entry in sorted(self.entries.items())
-        )
-        if not self.tokens:
-            return f'{{"format":{FORMAT_VERSION},"files":{{\n{lines}\n}}}}\n'.encode()
-        tokens = ",\n".join(
-            f"{compact(token_id)}:{compact(token.to_json())}"
-            for token_id, token in sorted(self.tokens.items())
-        )
-        return (
-            f'{{"format":{TOKENS_FORMAT_VERSION},"files":{{\n{lines}\n}},'
-            f'"tokens":{{\n{tokens}\n}}}}\n'
-        ).encode()
+
+        def table(key: str, rows: dict[str, Any]) -> str:
+            lines = ",\n".join(f"{compact(k)}:{compact(v)}" for k, v in sorted(rows.items()))
+            return f'"{key}":{{\n{lines}\n}}'
+
+        files = {filename: _record(entry) for filename, entry in self.entries.items()}
+        parts = [table("files", files)]
+        if self.tokens:
+            parts.append(table("tokens", {k: t.to_json() for k, t in self.tokens.items()}))
+        if self.statuses:
+            statuses = {project: _status_record(s) for project, s in self.statuses.items()}
+            parts.append(table("projects", statuses))
+        if self.statuses or any(_has_provenance(record) for record in files.values()):
+            version = STATUS_FORMAT_VERSION
+        else:
+            version = TOKENS_FORMAT_VERSION if self.tokens else FORMAT_VERSION
+        return f'{{"format":{version},{",".join(parts)}}}\n'.encode()
 
     @classmethod
     def from_bytes(cls, data: bytes, *, label: str) -> PackageIndex:
         """Parse an index file; ``ConfigError`` names ``label`` when it is unusable."""
         try:
             document = json.loads(data)
-            if document.get("format") not in (FORMAT_VERSION, TOKENS_FORMAT_VERSION):
+            if document.get("format") not in FORMATS:
                 raise ConfigError(f"{label}: unsupported index format {document.get('format')!r}")
             return cls(
                 {name: _entry(name, record) for name, record in document["files"].items()},
                 {
                     token_id: TokenRecord.from_json(token_id, record)
                     for token_id, record in document.get("tokens", {}).items()
+                },
+                {
+                    project: _status(record)
+                    for project, record in document.get("projects", {}).items()
                 },
             )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
@@ -161,6 +233,18 @@ def _record(entry: IndexEntry) -> dict[str, Any]:
         if value is not None:
             record[name] = value
     return record
+
+
+def _has_provenance(record: Mapping[str, Any]) -> bool:
+    return "attestations_sha256" in record or "publisher" in record
+
+
+def _status_record(status: ProjectStatus) -> dict[str, str]:
+    return {"status": status.status, "reason": status.reason}
+
+
+def _status(record: Mapping[str, Any]) -> ProjectStatus:
+    return ProjectStatus(record["status"], record.get("reason", ""))
 
 
 def _entry(filename: str, record: Mapping[str, Any]) -> IndexEntry:
@@ -202,7 +286,18 @@ def build_index(backend: Backend, previous: PackageIndex) -> PackageIndex:
             entries[filename] = known
         else:
             entries[filename] = _with_metadata(backend, known, has_metadata)
-    return PackageIndex(entries, previous.tokens)
+        has_attestations = filename + ATTESTATIONS_SUFFIX in stored
+        if has_attestations != bool(entries[filename].attestations_sha256):
+            entries[filename] = _with_attestations(backend, entries[filename], has_attestations)
+    return PackageIndex(entries, previous.tokens, previous.statuses)
+
+
+def _with_attestations(backend: Backend, entry: IndexEntry, stored: bool) -> IndexEntry:
+    """``entry`` advertising the attestations stored beside it, or none."""
+    if not stored:
+        return dataclasses.replace(entry, attestations_sha256=None)
+    with backend.open_file(entry.attestations_dist) as stream:
+        return dataclasses.replace(entry, attestations_sha256=stream_hashes(stream)["sha256"])
 
 
 def _with_metadata(backend: Backend, known: IndexEntry, has_metadata: bool) -> IndexEntry:

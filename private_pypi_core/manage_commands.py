@@ -1,4 +1,5 @@
-"""Commands that manage a running server over HTTP (yank, tokens) and read its audit trail."""
+"""Commands that manage a running server over HTTP (yank, status, tokens) and read its audit
+trail."""
 
 from __future__ import annotations
 
@@ -75,6 +76,26 @@ def unyank(
     form = {"project": project, "target": target}
     auth = credential(repository, secret, secret_env)
     typer.echo(call("POST", url, "unyank", auth, form).text, nl=False)
+
+
+def status(
+    project: Project,
+    status: Annotated[
+        str,
+        typer.Argument(help="active, archived (no uploads), quarantined (no files) or deprecated."),
+    ],
+    repository: RepositoryName,
+    url: ServerUrl = DEFAULT_URL,
+    secret: Secret = None,
+    secret_env: SecretEnv = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, shown with the status.")] = "",
+) -> None:
+    """Set a project's status (PEP 792), shown on its pages: archived refuses uploads,
+    quarantined also serves none of its files, deprecated only says so; active undoes them.
+    Needs the write secret: a token never changes a status."""
+    form = {"project": project, "status": status, "reason": reason}
+    auth = credential(repository, secret, secret_env)
+    typer.echo(call("POST", url, "_/status", auth, form).text, nl=False)
 
 
 token_app = typer.Typer(

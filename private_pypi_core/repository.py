@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import filelock
@@ -33,19 +34,20 @@ from private_pypi_core.backend import (
     check_repository_name,
 )
 from private_pypi_core.dists import normalize_project, release_identity
-from private_pypi_core.errors import Conflict, NotFound, StorageUnavailable
+from private_pypi_core.errors import BadRequest, Conflict, NotFound, StorageUnavailable
 from private_pypi_core.files import FileVersion, atomic_write, file_version
 from private_pypi_core.guarded_backend import guarded
 from private_pypi_core.index import (
     ATTESTATIONS_SUFFIX,
     IndexEntry,
     PackageIndex,
+    ProjectStatus,
     build_index,
     index_from_remote,
     sha256_of,
 )
 from private_pypi_core.plugins import auth_provider_class, backend_class
-from private_pypi_core.tokens import TokenRecord, TokensProvider
+from private_pypi_core.tokens import TokenRecord, TokensProvider, find_token
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ class Upload:
     attestations_path: Path | None = None  # the upload's PEP 740 attestations, kept as sent
 
 
+class _AlreadyMinted(Exception):
+    """A token was already minted for this ID token: the index is left as it is."""
+
+
 def _refuse_another_spelling(index: PackageIndex, entry: IndexEntry) -> None:
     """``Conflict`` when the release already has this file under another name (another
     spelling of the project or version, e.g. ``Demo_Pkg`` or ``1.0.0`` for ``1.0``)."""
@@ -76,6 +82,17 @@ def _refuse_another_spelling(index: PackageIndex, entry: IndexEntry) -> None:
                 f"(same project, version and tags) as {entry.filename!r}; a published file "
                 "never changes, so upload it under a new version."
             )
+
+
+def _refuse_closed_project(index: PackageIndex, project: str) -> None:
+    """``BadRequest`` when ``project`` is archived or quarantined (PEP 792): it takes no new
+    files. A 400, as pypi.org answers, for no credential may upload there."""
+    status = index.status_of(project)
+    if not status.accepts_uploads:
+        because = f" ({status.reason})" if status.reason else ""
+        raise BadRequest(
+            f"Project {project!r} is {status.status}{because}: it takes no new uploads."
+        )
 
 
 def _same_version(text: str, version: str) -> bool:
@@ -186,6 +203,39 @@ class Repository:
         log.info("repository %s: revoked %s", self.name, token.describe())
         return token
 
+    def add_minted_token(self, token: TokenRecord) -> bool:
+        """Store a token minted by trusted publishing, unless one was already minted for its
+        ID token (``token.id_token_sha256``): whether it was stored. Checked in the write
+        itself, so an ID token is exchanged once across workers and servers. Minted tokens
+        that are spent (``TokenRecord.spent``) are dropped in the same write."""
+        now = datetime.now(UTC)
+
+        def change(index: PackageIndex) -> PackageIndex:
+            if any(t.id_token_sha256 == token.id_token_sha256 for t in index.tokens.values()):
+                raise _AlreadyMinted
+            for spent in [t.id for t in index.tokens.values() if t.spent(now)]:
+                index = index.without_token(spent)
+            return index.with_token(token)
+
+        with self.lock:
+            try:
+                self._update_remote(change, "tokens")
+            except _AlreadyMinted:
+                return False
+        log.info("repository %s: minted %s", self.name, token.describe())
+        return True
+
+    def burn_minted_token(self, token: str) -> TokenRecord | None:
+        """Revoke a token minted by trusted publishing, given the token itself (its holder is
+        done with it); its record, or ``None`` when the local index holds no such token."""
+        record = find_token(self.index.tokens, token)
+        if record is None or record.id_token_sha256 is None:
+            return None
+        try:
+            return self.revoke_token(record.id)
+        except NotFound:
+            return None  # revoked meanwhile
+
     def sync_due(self) -> bool:
         return time.time() - self.index_mtime() >= self.config.sync_index_interval
 
@@ -210,6 +260,7 @@ class Repository:
         entry = upload.entry
         with self.lock:
             remote, index = self._fetch_remote()
+            _refuse_closed_project(index, entry.project)
             known = index.entries.get(entry.filename)
             if known is not None:
                 if remote is not None:
@@ -274,6 +325,19 @@ class Repository:
             ", ".join(filenames),
         )
         return filenames
+
+    def set_status(self, project: str, status: ProjectStatus) -> ProjectStatus:
+        """Set the status (PEP 792) of a project the repository has; the status it had."""
+        normalized = normalize_project(project)
+        with self.lock:
+            remote, index = self._fetch_remote()
+            if normalized not in index.projects:
+                raise NotFound(f"No project named {normalized!r} in {self.name!r}.")
+            self._update_remote(
+                lambda index: index.with_status(normalized, status), "status", read=(remote, index)
+            )
+        log.info("repository %s: %s is %s", self.name, normalized, status.status)
+        return index.status_of(normalized)
 
     def rebuild_index(self) -> PackageIndex:
         """Rebuild the remote index from what the backend stores, and the local copy with it."""

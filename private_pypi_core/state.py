@@ -50,6 +50,7 @@ ADMIN_NEEDED = (
 )
 EMBEDDED_REPOSITORY = "local"
 EMBEDDED_TYPE = "file_system"
+DEFAULT_OIDC_AUDIENCE = "private-pypi"
 
 
 class Origin(enum.Enum):
@@ -74,6 +75,8 @@ class ServerSettings:
     # Where clients reach the server (e.g. https://pypi.example.com), for absolute URLs in
     # answers; "" for path-only URLs. Never taken from a request's Host header.
     public_url: str = ""
+    # The audience trusted publishing's ID tokens must name (``oidc``).
+    oidc_audience: str = DEFAULT_OIDC_AUDIENCE
 
     @cached_property
     def embedded_config(self) -> Path:

@@ -5,7 +5,8 @@ A token reads ``pypp_<id>_<secret>``: ``id`` names it in listings and the audit 
 every worker and every server on the store honours it, and a revocation reaches them all
 within one sync interval). It is sent as HTTP basic auth's password with the username
 ``__token__``, as pypi.org's tokens are. It may ``read``, ``upload`` and/or ``yank``, in one
-repository, optionally only projects matching globs, until it expires.
+repository, optionally only projects matching globs, until it expires. Trusted publishing
+(``oidc``) mints such tokens too: upload tokens for minutes, each remembering its ID token.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,13 @@ class TokenRecord:
     expires: datetime | None
     note: str
     created_by: str  # the identity that made it
+    # A token minted by trusted publishing (``oidc``): the sha256 of the ID token it was minted
+    # for, and until when that ID token could still be presented. The record is kept until
+    # then even when the token has expired, so that an ID token is exchanged once only.
+    id_token_sha256: str | None = None
+    id_token_expires: datetime | None = None
+    # The PEP 740 publisher object of a minted token's trusted publisher, for provenance.
+    publisher: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def describe(self) -> str:
         return f"token {self.id}" + (f" ({self.note})" if self.note else "")
@@ -63,11 +71,21 @@ class TokenRecord:
             "expires": self.expires.isoformat() if self.expires else None,
             "note": self.note,
             "created_by": self.created_by,
+            **(
+                {
+                    "id_token_sha256": self.id_token_sha256,
+                    "id_token_expires": self.id_token_expires.isoformat(),
+                }
+                if self.id_token_sha256 is not None and self.id_token_expires is not None
+                else {}
+            ),
+            **({"publisher": dict(self.publisher)} if self.publisher else {}),
         }
 
     @classmethod
     def from_json(cls, token_id: str, record: dict[str, Any]) -> TokenRecord:
         expires = record.get("expires")
+        id_token_expires = record.get("id_token_expires")
         return cls(
             id=token_id,
             secret_sha256=record["secret_sha256"],
@@ -77,6 +95,21 @@ class TokenRecord:
             expires=datetime.fromisoformat(expires) if expires else None,
             note=record.get("note", ""),
             created_by=record.get("created_by", ""),
+            id_token_sha256=record.get("id_token_sha256"),
+            id_token_expires=(
+                datetime.fromisoformat(id_token_expires) if id_token_expires else None
+            ),
+            publisher=record.get("publisher"),
+        )
+
+    def spent(self, now: datetime) -> bool:
+        """Whether this is a minted token that has expired, as has its ID token: it opens
+        nothing, and nothing more is refused because of it, so its record may go."""
+        return (
+            self.id_token_expires is not None
+            and self.id_token_expires <= now
+            and self.expires is not None
+            and self.expires <= now
         )
 
     def public(self) -> dict[str, Any]:
@@ -134,6 +167,20 @@ def project_allowed(projects: tuple[str, ...], project: str) -> bool:
     return not projects or any(fnmatch.fnmatchcase(project, glob) for glob in projects)
 
 
+def find_token(tokens: Mapping[str, TokenRecord], token: str) -> TokenRecord | None:
+    """The record of ``token`` among ``tokens`` if its secret matches, expired or not."""
+    match = TOKEN.fullmatch(token)
+    record = tokens.get(match.group(1)) if match else None
+    if match is None or record is None or not _secret_matches(record, match.group(2)):
+        return None
+    return record
+
+
+def _secret_matches(record: TokenRecord, secret: str) -> bool:
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    return hmac.compare_digest(digest, record.secret_sha256)
+
+
 class TokensProvider(AuthProvider):
     """``tokens``: the repository's API tokens, from its index as this server last synced it."""
 
@@ -158,8 +205,7 @@ class TokensProvider(AuthProvider):
         record = self.tokens().get(match.group(1)) if match else None
         if match is None or record is None:
             return None  # perhaps another repository's
-        digest = hashlib.sha256(match.group(2).encode()).hexdigest()
-        if not hmac.compare_digest(digest, record.secret_sha256):
+        if not _secret_matches(record, match.group(2)):
             return Access.NONE
         if record.expires is not None and record.expires <= datetime.now(UTC):
             return Access.NONE
@@ -171,6 +217,7 @@ class TokensProvider(AuthProvider):
             projects=record.projects,
             expires=record.expires,
             cacheable=False,  # a revocation must take effect at once
+            publisher=record.publisher,
         )
 
 

@@ -83,12 +83,16 @@ def start_server(
     *args: str,
     env: dict[str, str] | None = None,
     command: list[str] | None = None,
+    public_url: bool = False,
 ) -> RunningServer:
     """Start ``private_pypi server ROOT`` and wait until it answers; ``args`` are extra flags.
 
     With ``command`` given (e.g. ``[]`` for environment mode), it replaces the default arguments.
+    With ``public_url``, the server is told its own URL (``--url``), as an operator would.
     """
     port = free_port()
+    if public_url:
+        args = (*args, f"--url=http://127.0.0.1:{port}")
     root.mkdir(parents=True, exist_ok=True)
     log_path = root.parent / f"{root.name}-server-{port}.log"
     argv = private_pypi_command() + (

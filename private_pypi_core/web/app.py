@@ -14,14 +14,18 @@ from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 
 from private_pypi_core import outages
 from private_pypi_core.errors import StorageUnavailable, UserError
+from private_pypi_core.oidc import TokenRefused, TrustedPublishing
 from private_pypi_core.state import ServerSettings
+from private_pypi_core.web import oidc
 from private_pypi_core.web.admin import IndexMtime, Initialize
 from private_pypi_core.web.cross_site import BrowserGuard
 from private_pypi_core.web.json_api import ProjectJson
 from private_pypi_core.web.manage import Yank
+from private_pypi_core.web.provenance import Provenance
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.session import Login, Logout
 from private_pypi_core.web.simple import FileDownload, ProjectPage, SimpleRoot, Upload
+from private_pypi_core.web.status import Status
 from private_pypi_core.web.tokens import RevokeToken, Tokens
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
     project_json = ProjectJson(runtime)
     app.add_route("/pypi/{project}/json", project_json)
     app.add_route("/pypi/{project}/{version}/json", project_json, suffix="version")
+    app.add_route("/integrity/{project}/{version}/{filename}/provenance", Provenance(runtime))
     for path, resource in [
         ("/login", Login(runtime)),
         ("/logout", Logout(runtime)),
@@ -59,12 +64,17 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
         ("/unyank", Yank(runtime, yank=False)),
         ("/_/tokens", Tokens(runtime)),
         ("/_/tokens/revoke", RevokeToken(runtime)),
+        ("/_/status", Status(runtime)),
+        ("/_/oidc/audience", oidc.Audience(runtime)),
+        ("/_/oidc/mint-token", oidc.MintToken(runtime, TrustedPublishing(settings.oidc_audience))),
+        ("/_/oidc/burn-token", oidc.BurnToken(runtime)),
     ]:
         app.add_route(path, resource)
         app.add_route(f"{path}/", resource)
 
     app.add_error_handler(OSError, _storage_error)
     app.add_error_handler(UserError, _user_error)
+    app.add_error_handler(TokenRefused, oidc.refused)  # pypi.org's JSON, not plain text
     app.set_error_serializer(_plain_text_error)
     return app
 

@@ -35,7 +35,7 @@ async def read_text_form(
         raise BadRequest(
             f"{what} takes a form (application/x-www-form-urlencoded or multipart/form-data)."
         )
-    body = await _read_body(req, what=what, max_bytes=max_bytes)
+    body = await read_body(req, what=what, max_bytes=max_bytes)
     try:
         if media_type == falcon.MEDIA_URLENCODED:
             fields = parse_qsl(
@@ -51,7 +51,9 @@ async def read_text_form(
         raise BadRequest(f"{what}: the form cannot be read ({reason}).") from None
 
 
-async def _read_body(req: falcon.asgi.Request, *, what: str, max_bytes: int) -> bytes:
+async def read_body(req: falcon.asgi.Request, *, what: str, max_bytes: int) -> bytes:
+    """A small request body (a form, or the JSON of a trusted-publishing exchange), read as the
+    module doc says."""
     too_large = PayloadTooLarge(f"{what}: the form is larger than {max_bytes >> 10} KiB.")
     if req.content_length is not None and req.content_length > max_bytes:
         raise too_large

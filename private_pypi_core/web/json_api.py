@@ -66,9 +66,12 @@ class ProjectJson:
     ) -> None:
         repository = await self.runtime.authorize(req, Action.READ)
         normalized = normalize_project(project)
-        entries = repository.index.projects.get(normalized)
+        index = repository.index
+        entries = index.projects.get(normalized)
         if not entries:
             raise NotFound(f"No project named {normalized!r} in {repository.name!r}.")
+        if not index.status_of(normalized).serves_files:
+            raise NotFound(f"Project {normalized!r} is quarantined: none of its files is served.")
         chosen = _latest(entries) if version is None else _matching_version(entries, version)
         if chosen is None:
             raise NotFound(f"No version {version!r} of project {normalized!r}.")

@@ -1,8 +1,8 @@
 """Simple pages rendered once per index change and served as bytes, with validators.
 
 A worker keeps one cache per repository. When the repository's index is replaced (an upload,
-a sync), pages of projects whose files did not change are kept; the others, and the root
-page, are rendered again on their next request.
+a sync), pages of projects whose files and status did not change are kept; the others, and
+the root page, are rendered again on their next request.
 """
 
 from __future__ import annotations
@@ -77,11 +77,14 @@ class PageCache:
         return page
 
     def _keep_unchanged(self, index: PackageIndex) -> None:
-        old_projects = self._index.projects if self._index is not None else {}
-        new_projects = index.projects
+        old = self._index if self._index is not None else PackageIndex()
         self._index = index
         self._drop(
-            lambda key: key[0] is None or old_projects.get(key[0]) != new_projects.get(key[0])
+            lambda key: (
+                key[0] is None
+                or old.projects.get(key[0]) != index.projects.get(key[0])
+                or old.status_of(key[0]) != index.status_of(key[0])
+            )
         )
 
     def _drop(self, changed: Callable[[PageKey], bool]) -> None:

@@ -1,8 +1,11 @@
 """The simple pages (PEP 503 HTML, PEP 691 JSON) and the login form.
 
-Every page states API version 1.1 (PEP 629, PEP 700): every file carries its size and upload
-time, every project page its versions. Core metadata is advertised only where it is served
-(PEP 658, both spellings of PEP 714 in HTML, never ``dist-info-metadata`` in JSON).
+Every page states API version 1.4 (PEP 629), with what each version added: every file carries
+its size and upload time, every project page its versions (1.1, PEP 700), PEP 708's tracks and
+alternate locations where configured (1.2), a file's provenance URL where it has attestations
+(1.3, PEP 740) and the project's status (1.4, PEP 792: a quarantined project lists no file).
+Core metadata is advertised only where it is served (PEP 658, both spellings of PEP 714 in
+HTML, never ``dist-info-metadata`` in JSON).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from urllib.parse import quote
 
 from private_pypi_core.backend import BackendConfig
 from private_pypi_core.dists import normalize_project
-from private_pypi_core.index import IndexEntry
+from private_pypi_core.index import ACTIVE, IndexEntry, ProjectStatus
 
-API_VERSION = "1.1"
+API_VERSION = "1.4"
 
 
 def _html(title: str, body: str, head: str = "") -> str:
@@ -48,15 +51,21 @@ def project_page(
     tracks: Sequence[str] = (),
     alternate_locations: Sequence[str] = (),
     file_urls: Mapping[str, str] | None = None,
+    status: ProjectStatus = ACTIVE,
+    provenance_urls: Mapping[str, str] | None = None,
 ) -> str:
-    """The PEP 503 page; ``file_urls``: each file's URL by filename (default: beside the page)."""
+    """The PEP 503 page; ``file_urls``: each file's URL by filename (default: beside the page);
+    ``provenance_urls``: the URL of each file's provenance that has one, by filename."""
+    meta = [("pypi:project-status", status.status)]
+    if status.reason:
+        meta.append(("pypi:project-status-reason", status.reason))
+    meta += [("pypi:tracks", url) for url in tracks]
+    meta += [("pypi:alternate-locations", url) for url in alternate_locations]
     head = "".join(
-        f'    <meta name="pypi:{name}" content="{escape(url)}">\n'
-        for name, urls in (("tracks", tracks), ("alternate-locations", alternate_locations))
-        for url in urls
+        f'    <meta name="{name}" content="{escape(content)}">\n' for name, content in meta
     )
     links = []
-    for entry in entries:
+    for entry in entries if status.serves_files else ():
         attributes = f'href="{escape(_file_url(entry, file_urls))}#sha256={entry.sha256}"'
         if entry.requires_python:
             attributes += f' data-requires-python="{escape(entry.requires_python)}"'
@@ -65,6 +74,8 @@ def project_page(
             attributes += f' data-core-metadata="{digest}" data-dist-info-metadata="{digest}"'
         if entry.yanked is not None:
             attributes += f' data-yanked="{escape(entry.yanked)}"'
+        if provenance_urls and entry.filename in provenance_urls:
+            attributes += f' data-provenance="{escape(provenance_urls[entry.filename])}"'
         links.append(f"    <a {attributes}>{escape(entry.filename)}</a><br/>\n")
     body = f"    <h1>Links for {escape(project)}</h1>\n" + "".join(links)
     return _html(f"Links for {project}", body, head)
@@ -76,14 +87,22 @@ def project_json(
     tracks: Sequence[str] = (),
     alternate_locations: Sequence[str] = (),
     file_urls: Mapping[str, str] | None = None,
+    status: ProjectStatus = ACTIVE,
+    provenance_urls: Mapping[str, str] | None = None,
 ) -> bytes:
-    """The PEP 691 page; ``file_urls`` as for ``project_page``."""
+    """The PEP 691 page; ``file_urls``, ``provenance_urls`` as for ``project_page``."""
     page: dict[str, Any] = {
         "meta": {"api-version": API_VERSION},
         "name": project,
+        "project-status": {"status": status.status},
         "versions": _versions(entries),
-        "files": [_file_json(entry, _file_url(entry, file_urls)) for entry in entries],
+        "files": [
+            _file_json(entry, _file_url(entry, file_urls), (provenance_urls or {}))
+            for entry in (entries if status.serves_files else ())
+        ],
     }
+    if status.reason:
+        page["project-status"]["reason"] = status.reason
     if tracks:
         page["meta"]["tracks"] = list(tracks)
     if alternate_locations:
@@ -95,7 +114,7 @@ def _file_url(entry: IndexEntry, urls: Mapping[str, str] | None) -> str:
     return quote(entry.filename) if urls is None else urls[entry.filename]
 
 
-def _file_json(entry: IndexEntry, url: str) -> dict[str, Any]:
+def _file_json(entry: IndexEntry, url: str, provenance_urls: Mapping[str, str]) -> dict[str, Any]:
     file: dict[str, Any] = {
         "filename": entry.filename,
         "url": url,
@@ -104,6 +123,7 @@ def _file_json(entry: IndexEntry, url: str) -> dict[str, Any]:
         "core-metadata": {"sha256": entry.metadata_sha256} if entry.metadata_sha256 else False,
         "size": entry.size,
         "upload-time": upload_time(entry),
+        "provenance": provenance_urls.get(entry.filename),
     }
     if entry.requires_python:
         file["requires-python"] = entry.requires_python
@@ -120,6 +140,22 @@ def pep708_urls(config: BackendConfig, project: str) -> tuple[list[str], list[st
         )
 
     return lookup(config.tracks), lookup(config.alternate_locations)
+
+
+def provenance_urls(public_url: str, entries: Iterable[IndexEntry]) -> dict[str, str]:
+    """The provenance URL of each file with attestations, by filename. None without the
+    server's public URL: the spec wants a fully-qualified URL (pypi-simple refuses any other),
+    and the server never builds one from the Host header, which the client chooses."""
+    if not public_url:
+        return {}
+    return {
+        entry.filename: (
+            f"{public_url}/integrity/{quote(entry.project)}/{quote(entry.version)}/"
+            f"{quote(entry.filename)}/provenance"
+        )
+        for entry in entries
+        if entry.attestations_sha256
+    }
 
 
 def upload_time(entry: IndexEntry) -> str:

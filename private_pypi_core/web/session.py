@@ -19,6 +19,7 @@ from private_pypi_core.auth_provider import Credential
 from private_pypi_core.sessions import SESSION_COOKIE
 from private_pypi_core.web import pages
 from private_pypi_core.web.forms import read_text_form
+from private_pypi_core.web.redirects import plain
 from private_pypi_core.web.runtime import WRONG_CREDENTIAL, Runtime
 
 HTML = "text/html; charset=utf-8"
@@ -58,7 +59,7 @@ class Login:
             http_only=True,
             same_site="Lax",
         )
-        raise falcon.HTTPSeeOther("/simple/")
+        raise falcon.HTTPSeeOther("/simple/", headers=plain())
 
 
 def _login_form(req: falcon.asgi.Request, resp: falcon.asgi.Response, message: str = "") -> None:
@@ -89,4 +90,4 @@ class Logout:
         cookie = req.cookies.get(SESSION_COOKIE)
         await self.runtime.run(self.runtime.sessions.end_cookie, cookie)
         resp.unset_cookie(SESSION_COOKIE, path="/")
-        raise falcon.HTTPSeeOther("/login/")
+        raise falcon.HTTPSeeOther("/login/", headers=plain())

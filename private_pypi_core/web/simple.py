@@ -20,6 +20,7 @@ from private_pypi_core.web.conditional import accepts_gzip, not_modified
 from private_pypi_core.web.negotiation import HTML_LEGACY, JSON_V1, choose_format
 from private_pypi_core.web.page_cache import RenderedPage
 from private_pypi_core.web.ranges import byte_range, skip
+from private_pypi_core.web.redirects import plain
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.upload import receive_upload
 
@@ -71,7 +72,10 @@ class Upload:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         repository = await self.runtime.authorize(req, Action.UPLOAD)
         async with receive_upload(
-            req, repository.config.max_file_bytes, self.runtime.temp_dir
+            req,
+            repository.config.max_file_bytes,
+            self.runtime.temp_dir,
+            publisher=req.context.grant.publisher,
         ) as upload:
             self.runtime.check_project(req, Action.UPLOAD, upload.entry.project)
             created = await self.runtime.run(repository.publish, upload)
@@ -107,7 +111,7 @@ class SimpleRoot(Upload):
 
     async def on_get_bare(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """``GET /simple``: to ``/simple/``, where the page's relative links resolve."""
-        raise falcon.HTTPMovedPermanently("/simple/" + _query(req))
+        raise falcon.HTTPMovedPermanently("/simple/" + _query(req), headers=plain())
 
     on_post_bare = Upload.on_post
 
@@ -128,20 +132,30 @@ class ProjectPage:
         repository = await self.runtime.authorize(req, Action.READ)
         normalized = validate_project(project)  # also keeps the redirects' Location clean
         if normalized != project or not req.path.endswith("/"):
-            raise falcon.HTTPMovedPermanently(f"/simple/{normalized}/{_query(req)}")
+            raise falcon.HTTPMovedPermanently(
+                f"/simple/{normalized}/{_query(req)}", headers=plain()
+            )
         if normalized not in repository.index.projects:
             extra_index_url = self.runtime.settings.extra_index_url
             if not extra_index_url:
                 raise NotFound(f"No project named {normalized!r} in {repository.name!r}.")
-            raise falcon.HTTPSeeOther(f"{extra_index_url.rstrip('/')}/{normalized}/")
+            raise falcon.HTTPSeeOther(
+                f"{extra_index_url.rstrip('/')}/{normalized}/", headers=plain()
+            )
         media_type = _negotiate(req)
 
         def render(index: PackageIndex) -> bytes:
             entries = index.projects[normalized]
             tracks, alternates = pages.pep708_urls(repository.config, normalized)
+            status = index.status_of(normalized)
+            provenances = pages.provenance_urls(self.runtime.settings.public_url, entries)
             if media_type == JSON_V1:
-                return pages.project_json(normalized, entries, tracks, alternates)
-            return pages.project_page(normalized, entries, tracks, alternates).encode()
+                return pages.project_json(
+                    normalized, entries, tracks, alternates, None, status, provenances
+                )
+            return pages.project_page(
+                normalized, entries, tracks, alternates, None, status, provenances
+            ).encode()
 
         page = self.runtime.pages(repository).page(repository, (normalized, media_type), render)
         _serve_page(req, resp, page, media_type)
@@ -169,11 +183,11 @@ class FileDownload:
             resp.status = falcon.HTTP_304
             return
         if is_metadata:
-            resp.data = await self.runtime.run(_read_all, repository, entry.metadata_dist)
+            resp.data = await self.runtime.run(read_stored, repository, entry.metadata_dist)
             return
         redirect = await self.runtime.run(repository.backend.download_url, entry.dist)
         if redirect is not None:
-            raise falcon.HTTPFound(redirect)
+            raise falcon.HTTPFound(redirect, headers=plain())
         first, last = 0, entry.size - 1
         requested = byte_range(req, entry.size, etag)
         if requested is not None:
@@ -192,11 +206,13 @@ class FileDownload:
     ) -> tuple[Repository, IndexEntry, bool]:
         repository = await self.runtime.authorize(req, Action.READ)
         is_metadata = filename.endswith(COMPANION_SUFFIX)
-        entry = repository.index.entries.get(filename.removesuffix(COMPANION_SUFFIX))
+        index = repository.index
+        entry = index.entries.get(filename.removesuffix(COMPANION_SUFFIX))
         if (
             entry is None
             or entry.project != normalize_project(project)
             or (is_metadata and not entry.metadata_sha256)
+            or not index.status_of(entry.project).serves_files  # PEP 792: quarantined
         ):
             raise NotFound(f"No file {filename!r} in project {project!r}.")
         return repository, entry, is_metadata
@@ -231,7 +247,8 @@ def _file_headers(resp: falcon.asgi.Response, entry: IndexEntry, is_metadata: bo
     return etag
 
 
-def _read_all(repository: Repository, dist: DistFile) -> bytes:
+def read_stored(repository: Repository, dist: DistFile) -> bytes:
+    """A small stored file (core metadata, attestations), whole."""
     try:
         with repository.backend.open_file(dist) as stream:
             return stream.read()

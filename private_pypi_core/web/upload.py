@@ -9,13 +9,12 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import falcon
 import falcon.asgi
@@ -29,6 +28,7 @@ from private_pypi_core.files import write_private
 from private_pypi_core.hashing import new_digests
 from private_pypi_core.index import IndexEntry
 from private_pypi_core.metadata import extract_core_metadata, parse_metadata
+from private_pypi_core.provenance import check_attestations
 from private_pypi_core.repository import Upload
 
 FILE_FIELD = "content"
@@ -41,9 +41,13 @@ DIGEST_FIELDS = {"sha256_digest": "sha256", "md5_digest": "md5", "blake2_256_dig
 
 @contextlib.asynccontextmanager
 async def receive_upload(
-    req: falcon.asgi.Request, max_file_bytes: int, temp_dir: Path
+    req: falcon.asgi.Request,
+    max_file_bytes: int,
+    temp_dir: Path,
+    publisher: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Upload]:
-    """The checked upload of ``req``, in a temp file that is removed afterwards."""
+    """The checked upload of ``req``, in a temp file that is removed afterwards;
+    ``publisher``: the trusted publisher sending it, if one is (``Grant.publisher``)."""
     media_type = (req.content_type or "").split(";")[0].strip().lower()
     if media_type != "multipart/form-data":
         raise BadRequest(
@@ -61,8 +65,15 @@ async def receive_upload(
             fields, received = await _read_form(req, temp, max_file_bytes)
             temp.flush()
             await asyncio.to_thread(os.fsync, temp.fileno())  # durable before it is published
-        entry = _checked_entry(fields, received)
-        has_attestations = _write_attestations(fields.get("attestations"), attestations_path)
+        entry = dataclasses.replace(_checked_entry(fields, received), publisher=publisher)
+        attestations = fields.get("attestations", "")
+        if attestations:  # PEP 740: kept beside the file once checked against it
+            await asyncio.to_thread(
+                check_attestations, attestations, entry.filename, entry.sha256, publisher
+            )
+            write_private(attestations_path, attestations.encode())
+            digest = hashlib.sha256(attestations.encode()).hexdigest()
+            entry = dataclasses.replace(entry, attestations_sha256=digest)
         metadata = await asyncio.to_thread(extract_core_metadata, path, entry.dist)
         if metadata is not None:
             write_private(metadata_path, metadata)
@@ -76,7 +87,7 @@ async def receive_upload(
             entry=entry,
             path=path,
             metadata_path=metadata_path if metadata is not None else None,
-            attestations_path=attestations_path if has_attestations else None,
+            attestations_path=attestations_path if attestations else None,
         )
     finally:
         for temp_path in (path, metadata_path, attestations_path):
@@ -170,20 +181,6 @@ def _checked_entry(fields: dict[str, str], received: _ReceivedFile) -> IndexEntr
         upload_time=datetime.now(UTC),
         requires_python=_requires_python(fields.get("requires_python", "")),
     )
-
-
-def _write_attestations(value: str | None, path: Path) -> bool:
-    """Keep the ``attestations`` field (PEP 740: a JSON list) to store beside the file."""
-    if not value:
-        return False
-    try:
-        attestations = json.loads(value)
-    except ValueError:
-        raise BadRequest("The attestations field is not valid JSON.") from None
-    if not isinstance(attestations, list):
-        raise BadRequest("The attestations field must be a JSON list of attestations.")
-    write_private(path, value.encode())
-    return True
 
 
 def _same_version(sent: str, parsed: str) -> bool:

@@ -557,17 +557,7 @@ def test_index_mtime_is_the_epoch_time_of_the_last_index_write(site: Site, wheel
     assert site.client.simulate_get("/index_mtime", headers=site.read).text == result.text
 
 
-# --- attestations (PEP 740) ---
-
-
-def test_uploaded_attestations_are_kept_beside_the_file(site: Site, wheel: Path) -> None:
-    attestations = '[{"version": 1, "verification_material": {}, "envelope": {}}]'
-    assert site.upload(wheel, attestations=attestations).status_code == 200
-    kept = site.storage / "demo-pkg" / f"{wheel.name}.attestations"
-    assert kept.read_text() == attestations
-    page = site.client.simulate_get("/simple/demo-pkg/", headers=site.read)
-    assert wheel.name in page.text
-    assert ".attestations" not in page.text
+# --- attestations (PEP 740; checked and served: tests/protocol/test_provenance.py) ---
 
 
 @pytest.mark.parametrize("attestations", ["not json", '{"an": "object"}'])

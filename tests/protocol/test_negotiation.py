@@ -36,11 +36,11 @@ def served_format(result: Result) -> str:
     assert result.status_code == 200, f"{result.status}: {result.text}"
     chosen = media_type(result.headers.get("content-type"))
     if chosen == JSON_V1:
-        assert json.loads(result.text)["meta"]["api-version"] == "1.1"
+        assert json.loads(result.text)["meta"]["api-version"] == "1.4"
     else:
         assert chosen in (HTML_V1, HTML_LEGACY), chosen
         assert result.text.startswith("<!DOCTYPE html>")
-        assert '<meta name="pypi:repository-version" content="1.1">' in result.text
+        assert '<meta name="pypi:repository-version" content="1.4">' in result.text
     if chosen == HTML_LEGACY:
         assert "charset=utf-8" in result.headers["content-type"].lower()
     return chosen

@@ -225,7 +225,7 @@ def test_pypi_simple_reads_hashes_requires_python_yanks_and_metadata_digests(
         "old-lib": ["old-lib"],
     }.items():
         page = pypi_simple_client.get_project_page(project, accept=accept)
-        assert page.repository_version == "1.1"
+        assert page.repository_version == "1.4"
         packages = {package.filename: package for package in page.packages}
         assert set(packages) == {files[key].name for key in keys}
         for key in keys:
@@ -261,5 +261,5 @@ def test_pypi_simple_reads_pep_700_fields_from_json(
 @pytest.mark.parametrize("accept", [ACCEPT_JSON_ONLY, ACCEPT_HTML_ONLY], ids=["json", "html"])
 def test_pypi_simple_reads_the_project_list(pypi_simple_client: PyPISimple, accept: str) -> None:
     page = pypi_simple_client.get_index_page(accept=accept)
-    assert page.repository_version == "1.1"
+    assert page.repository_version == "1.4"
     assert set(page.projects) == {"app-top", "lib-base", "lib-mid", "old-lib"}

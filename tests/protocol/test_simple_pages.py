@@ -74,7 +74,7 @@ def test_the_json_root_lists_every_project_by_name(
     result = site.get("/simple/", JSON_V1)
     assert media_type(result.headers["content-type"]) == JSON_V1
     assert json.loads(result.text) == {
-        "meta": {"api-version": "1.1"},
+        "meta": {"api-version": "1.4"},
         "projects": [{"name": "other"}, {"name": "rich-pkg"}],
     }
 
@@ -84,7 +84,7 @@ def test_the_json_project_page_has_every_pep_691_and_700_field_for_every_file(
 ) -> None:
     site, files = rich
     page = project_json(site)
-    assert page["meta"] == {"api-version": "1.1"}
+    assert page["meta"] == {"api-version": "1.4"}
     assert page["name"] == "rich-pkg"
     by_name = {file["filename"]: file for file in page["files"]}
     assert set(by_name) == {path.name for path in files.values()}
@@ -127,7 +127,7 @@ def test_html_advertises_both_metadata_attributes_with_the_sha256_of_the_served_
     for accept in (HTML_LEGACY, HTML_V1):
         text = site.get(PROJECT_URL, accept).text
         page = parse_html(text)
-        assert page.meta_values("pypi:repository-version") == ["1.1"]
+        assert page.meta_values("pypi:repository-version") == ["1.4"]
         for key in ("wheel-1.10", "wheel-1.9+local", "sdist-1.10"):
             anchor = page.anchors[files[key].name]
             served = site.client.simulate_get(
