@@ -7,14 +7,19 @@ argument); ``1``/``true``/``yes``/``on`` switch a boolean flag on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shlex
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access
@@ -37,6 +42,7 @@ from private_pypi_core.state import (
     forget_initialized,
     load_configuration,
     remove_leftovers,
+    served_config_file,
 )
 
 ENV_COMMAND = "PRIVATE_PYPI_COMMAND"
@@ -48,6 +54,7 @@ app = typer.Typer(
     help="A private Python package index on pluggable storage backends.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help as plain paragraphs, wrapped to the terminal
 )
 
 
@@ -205,17 +212,27 @@ def _sync_before_serving(configuration: Configuration) -> None:
 
 
 def _explain_embedded_default(settings: ServerSettings, host: str, port: int) -> None:
+    """How to use the embedded default, as commands that work as printed: the secrets are read
+    from their file by the shell, never shown."""
     shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
     url = f"http://{shown_host}:{port}/simple/"
     name = EMBEDDED_REPOSITORY
+    config = shlex.quote(str(settings.embedded_config))
+
+    def read(key: str) -> str:
+        table = f'tomllib.load(open(sys.argv[1], "rb"))["{name}"]["{key}"]'
+        program = f"import sys, tomllib; print({table})"
+        return f"$(python3 -c {shlex.quote(program)} {config})"
+
     typer.echo(
         f"Serving the embedded default: package repository {name!r} on the file system under "
         f"{settings.root / 'cache' / name / 'storage'}.\n"
-        f"Its secrets are in {settings.embedded_config} (mode 0600): read_secret for installing, "
-        "write_secret for uploading.\n"
-        f"  pip install --index-url http://{name}:<read_secret>@{shown_host}:{port}/simple/ PKG\n"
-        f"  twine upload --repository-url {url} -u {name} -p <write_secret> dist/*\n"
-        f"  uv publish --publish-url {url} -u {name} -p <write_secret> dist/*"
+        f"Its secrets are in {settings.embedded_config} (mode 0600). In a shell:\n"
+        f"  READ_SECRET={read('read_secret')}\n"
+        f"  WRITE_SECRET={read('write_secret')}\n"
+        f'  pip install --index-url "http://{name}:$READ_SECRET@{shown_host}:{port}/simple/" PKG\n'
+        f'  twine upload --repository-url {url} -u {name} -p "$WRITE_SECRET" dist/*\n'
+        f'  uv publish --publish-url {url} -u {name} -p "$WRITE_SECRET" dist/*'
     )
 
 
@@ -241,20 +258,42 @@ def update_index(
 ) -> None:
     """Rebuild the remote index file of a package repository from what is stored.
 
-    The repository's settings come from its table in --config and from any other
-    --key=value flag, as in the config file (e.g. --storage_path=/srv/packages).
+    The repository's settings come from its table in --config (by default, the config the
+    server under --root serves: its embedded default, or the one posted to /initialize/) and
+    from any other --key=value flag, as in the config file (e.g. --storage_path=/srv/packages).
     """
     from private_pypi_core.repository import Repository
 
     secret = secret_from(secret, secret_env)
+    root = root.resolve()
+    config = config or served_config_file(root)
     settings = config_table(config, name, type) if config is not None else {}
     repo = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
-    repository = Repository(repo.config, root.resolve(), admin_secret=secret, auth=repo.auth)
-    grant = repository.authenticate(Credential(username=name, secret=secret))
-    if grant is None or grant.access is not Access.WRITE:
-        raise Forbidden(f"the secret has no write permission on package repository {name!r}")
-    index = repository.rebuild_index()
+    with _removed_if_failed(root / "cache"):
+        repository = Repository(repo.config, root, admin_secret=secret, auth=repo.auth)
+        grant = repository.authenticate(Credential(username=name, secret=secret))
+        if grant is None or grant.access is not Access.WRITE:
+            source = (
+                f"its settings in {config}" if config else "no --config nor server under --root"
+            )
+            raise Forbidden(
+                f"the secret has no write permission on package repository {name!r} ({source})"
+            )
+        index = repository.rebuild_index()
     typer.echo(f"Indexed {len(index.entries)} files of {len(index.projects)} projects in {name!r}.")
+
+
+@contextlib.contextmanager
+def _removed_if_failed(folder: Path) -> Iterator[None]:
+    """Remove ``folder`` again if it is new and the block fails: a refused command leaves no
+    stray ``./cache/`` behind."""
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 app.command(name="export", context_settings=EXTRA_ARGS)(export)
@@ -287,17 +326,36 @@ def list_plugins() -> None:
     Console().print(table)
 
 
-def build_app() -> typer.Typer:
-    """The CLI with every installed plugin's commands added."""
+def build_command() -> TyperGroup:
+    """The CLI with every installed plugin's commands added, each multi-word flag accepted as
+    ``--snake_case`` (the original tool's spelling) and ``--kebab-case`` alike, and arguments
+    named in capitals (``ROOT``, ``TYPE NAME``), as the README writes them."""
     plugin_manager().hook.private_pypi_commands(app=app)
-    return app
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    _conventions(group)
+    return group
 
 
-def env_argv(app: typer.Typer, environ: dict[str, str]) -> list[str]:
+def _conventions(command: Any) -> None:
+    if isinstance(command, TyperGroup):
+        for subcommand in command.commands.values():
+            _conventions(subcommand)
+    for param in command.params:
+        if isinstance(param, TyperArgument) and param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+        if isinstance(param, TyperOption):
+            for opts in (param.opts, param.secondary_opts):
+                for opt in list(opts):
+                    for spelling in (opt.replace("_", "-"), "--" + opt[2:].replace("-", "_")):
+                        if opt.startswith("--") and spelling not in opts:
+                            opts.append(spelling)
+
+
+def env_argv(group: TyperGroup, environ: dict[str, str]) -> list[str]:
     """The arguments that the ``PRIVATE_PYPI_COMMAND*`` variables spell."""
     name = environ[ENV_COMMAND]
-    group = typer.main.get_command(app)
-    subcommand = group.get_command(typer.Context(group), name)  # type: ignore[attr-defined]
+    subcommand = group.get_command(typer.Context(group), name)
     if subcommand is None:
         raise ConfigError(f"{ENV_COMMAND}={name!r} is not a command")
     prefix = f"{ENV_COMMAND}_"
@@ -319,16 +377,16 @@ def env_argv(app: typer.Typer, environ: dict[str, str]) -> list[str]:
 
 
 def main() -> None:
-    cli = build_app()
+    command = build_command()
     args = sys.argv[1:]
     if not args and ENV_COMMAND in os.environ:
         try:
-            args = env_argv(cli, dict(os.environ))
+            args = env_argv(command, dict(os.environ))
         except ConfigError as error:
             typer.echo(f"Error: {error}", err=True)
             sys.exit(2)
     try:
-        typer.main.get_command(cli).main(args=args, prog_name="private_pypi")
+        command.main(args=args, prog_name="private_pypi")
     except StorageUnavailable as error:  # the operator's terminal: the cause may be named
         typer.echo(f"Error: the package storage failed: {error.__cause__ or error}", err=True)
         sys.exit(1)

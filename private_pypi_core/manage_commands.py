@@ -99,7 +99,9 @@ def status(
 
 
 token_app = typer.Typer(
-    help="API tokens of a repository, used with the username __token__.", no_args_is_help=True
+    help="API tokens of a repository, used with the username __token__.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 

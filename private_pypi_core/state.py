@@ -164,6 +164,16 @@ def load_configuration(settings: ServerSettings) -> Configuration:
     )
 
 
+def served_config_file(root: Path) -> Path | None:
+    """The config a server on ``root`` started without ``--config`` serves (the one posted to
+    ``/initialize/``, else the embedded default's), if there is one; nothing is created."""
+    settings = ServerSettings(root=root)
+    for path in (settings.initialized_config, settings.embedded_config):
+        if path.exists():
+            return path
+    return None
+
+
 def remove_leftovers(settings: ServerSettings) -> int:
     """Remove the temp files of uploads and index writes that a crash cut short; call it
     before the workers start. Returns how many there were."""
