@@ -10,6 +10,11 @@ from uvicorn_worker import UvicornWorker
 
 from private_pypi_core.http_limits import HeadLimits, LimitedHttpProtocol
 
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
 
 class Worker(UvicornWorker):  # type: ignore[misc]
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
@@ -19,11 +24,14 @@ class Worker(UvicornWorker):  # type: ignore[misc]
         "ws": "none",
         "server_header": False,  # naming the server software only helps an attacker pick
         # On every answer, the app's and the protocol's own refusals alike: no page is sniffed
-        # as another type, nor framed by another site.
+        # as another type, nor framed by another site, nor runs a script or loads anything
+        # from elsewhere. One policy for all, here: uvicorn adds these beside the app's own
+        # headers, so an app-set policy would be a second one. The web UI needs only its
+        # stylesheet and its own forms; a README's images from other sites stay unloaded.
         "headers": [
             ("X-Content-Type-Options", "nosniff"),
             ("X-Frame-Options", "DENY"),
-            ("Content-Security-Policy", "frame-ancestors 'none'"),
+            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
         ],
     }
 

@@ -24,9 +24,11 @@ from private_pypi_core.web.manage import Yank
 from private_pypi_core.web.provenance import Provenance
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.session import Login, Logout
-from private_pypi_core.web.simple import FileDownload, ProjectPage, SimpleRoot, Upload
+from private_pypi_core.web.simple import FileDownload, ProjectPage, SimpleRoot
 from private_pypi_core.web.status import Status
 from private_pypi_core.web.tokens import RevokeToken, Tokens
+from private_pypi_core.web.ui.description import DescriptionCache
+from private_pypi_core.web.ui.resources import Home, ProjectView, StylesheetFile
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
     simple_root = SimpleRoot(runtime)
     app.add_route("/simple/", simple_root)
     app.add_route("/simple", simple_root, suffix="bare")
-    app.add_route("/", Upload(runtime))
+    app.add_route("/", Home(runtime))  # the web UI's home; POST uploads
     app.add_route("/simple/{project}", ProjectPage(runtime))
     app.add_route("/simple/{project}/", ProjectPage(runtime))
     app.add_route("/simple/{project}/{filename}", FileDownload(runtime))
@@ -55,6 +57,10 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
     app.add_route("/pypi/{project}/json", project_json)
     app.add_route("/pypi/{project}/{version}/json", project_json, suffix="version")
     app.add_route("/integrity/{project}/{version}/{filename}/provenance", Provenance(runtime))
+    project_view = ProjectView(runtime, DescriptionCache())
+    app.add_route("/project/{project}", project_view)
+    app.add_route("/project/{project}/", project_view)
+    app.add_route("/static/style.css", StylesheetFile())
     for path, resource in [
         ("/login", Login(runtime)),
         ("/logout", Logout(runtime)),

@@ -72,7 +72,7 @@ class ProjectJson:
             raise NotFound(f"No project named {normalized!r} in {repository.name!r}.")
         if not index.status_of(normalized).serves_files:
             raise NotFound(f"Project {normalized!r} is quarantined: none of its files is served.")
-        chosen = _latest(entries) if version is None else _matching_version(entries, version)
+        chosen = latest_version(entries) if version is None else _matching_version(entries, version)
         if chosen is None:
             raise NotFound(f"No version {version!r} of project {normalized!r}.")
         files = [e for e in entries if e.version == chosen]
@@ -95,8 +95,9 @@ class ProjectJson:
         resp.data = json.dumps(document).encode()
 
 
-def _latest(entries: Sequence[IndexEntry]) -> str | None:
-    """The newest version with a file not yanked, preferring final releases, as pypi.org does."""
+def latest_version(entries: Sequence[IndexEntry]) -> str | None:
+    """The newest version with a file not yanked, preferring final releases, as pypi.org does
+    (the web UI shows the same)."""
     live = [e for e in entries if e.yanked is None] or list(entries)
     finals = [e for e in live if not e.parsed_version.is_prerelease] or live
     return max(finals, key=lambda e: e.parsed_version).version
@@ -110,14 +111,17 @@ def _matching_version(entries: Sequence[IndexEntry], version: str) -> str | None
     return next((e.version for e in entries if e.parsed_version == wanted), None)
 
 
+def metadata_source(files: Sequence[IndexEntry]) -> IndexEntry | None:
+    """The file of a release whose core metadata describes it: a wheel's if it has one."""
+    with_metadata = (e for e in files if e.metadata_sha256)
+    return min(with_metadata, key=lambda e: not e.filename.endswith(".whl"), default=None)
+
+
 def _metadata_of(repository: Repository, files: Sequence[IndexEntry]) -> dict[str, Any]:
-    """The parsed core metadata of the release, from a wheel's if it has one."""
-    with_metadata = sorted(
-        (e for e in files if e.metadata_sha256), key=lambda e: not e.filename.endswith(".whl")
-    )
-    if not with_metadata:
+    """The parsed core metadata of the release (``metadata_source``)."""
+    entry = metadata_source(files)
+    if entry is None:
         return {}
-    entry = with_metadata[0]
     with repository.backend.open_file(entry.metadata_dist) as stream:
         return parse_metadata(stream.read(), entry.filename)
 

@@ -1,4 +1,4 @@
-"""The simple pages (PEP 503 HTML, PEP 691 JSON) and the login form.
+"""The simple pages (PEP 503 HTML, PEP 691 JSON). (Pages for people: ``web/ui/``.)
 
 Every page states API version 1.4 (PEP 629), with what each version added: every file carries
 its size and upload time, every project page its versions (1.1, PEP 700), PEP 708's tracks and
@@ -170,30 +170,3 @@ def _versions(entries: Sequence[IndexEntry]) -> list[str]:
 
 def _json(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
-
-
-def login_page(csrf_token: str, message: str = "") -> str:
-    notice = f'    <p role="alert">{escape(message)}</p>\n' if message else ""
-    form = (
-        "    <h1>Log in to a package repository</h1>\n"
-        f"{notice}"
-        '    <form method="post" action="/login/">\n'
-        f'      <input type="hidden" name="csrf" value="{escape(csrf_token)}">\n'
-        '      <label>Package repository <input name="repository" autocomplete="username" '
-        "required></label><br/>\n"
-        '      <label>Secret <input name="secret" type="password" '
-        'autocomplete="current-password" required></label><br/>\n'
-        '      <button type="submit">Log in</button>\n'
-        "    </form>\n"
-    )
-    return _html("Log in", form)
-
-
-def logout_page() -> str:
-    form = (
-        "    <h1>Log out</h1>\n"
-        '    <form method="post" action="/logout/">\n'
-        '      <button type="submit">Log out</button>\n'
-        "    </form>\n"
-    )
-    return _html("Log out", form)

@@ -377,8 +377,11 @@ def test_file_of_exactly_max_file_bytes_is_accepted(tmp_path: Path, wheel: Path)
     assert site.stored_files() == [wheel.name, f"{wheel.name}.metadata"]
 
 
-def test_get_on_the_upload_url_is_not_allowed(site: Site) -> None:
-    assert site.client.simulate_get("/", headers=site.write).status_code == 405
+def test_get_on_the_upload_url_is_the_web_ui_home(site: Site) -> None:
+    """``POST /`` uploads (above); a browser's ``GET /`` gets the UI (tests/ui)."""
+    result = site.client.simulate_get("/", headers=site.write)
+    assert result.status_code == 200
+    assert result.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
 # --- Browser login ---
@@ -433,7 +436,7 @@ def test_login_sets_an_http_only_same_site_cookie_that_alone_opens_the_index(
     assert site.upload(wheel).status_code == 200
     result = login(site, "local", site.read_secret)
     assert result.status_code == 303
-    assert result.headers["Location"] == "/simple/"
+    assert result.headers["Location"] == "/"  # the web UI's home
     cookie = result.cookies[SESSION_COOKIE]
     assert cookie.http_only
     assert cookie.same_site == "Lax"

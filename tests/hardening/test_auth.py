@@ -312,7 +312,7 @@ def log_in(server: RunningServer, headers: dict[str, str]) -> requests.Response:
     token, cookie, _ = login_form(server, headers)
     response = post_login(server, csrf_field=token, csrf_cookie=cookie, headers=headers)
     assert response.status_code == 303, response.text
-    assert response.headers["Location"] == "/simple/"
+    assert response.headers["Location"] == "/"
     return response
 
 
