@@ -21,6 +21,7 @@ class Metric:
 
 METRICS = [
     Metric("update_index", "load corpus: `update_index` (s)", "s", False),
+    Metric("update_index_again", "`update_index` again, nothing changed (s)", "s", False),
     Metric("cold_start", "cold start to first 200 on `/simple/` (s)", "s", False),
     Metric("root_rps", "`/simple/` req/s", "rps", True),
     Metric("root_p50", "`/simple/` p50 (ms)", "ms", False),

@@ -132,6 +132,8 @@ class SizeRun:
         setup = prepare_ours(self.work / "ours", self.corpus)
         log(f"update_index: {self.report.files + 1} files in {setup.update_index_seconds:.2f} s")
         self.report.set("ours", "update_index", Cell(setup.update_index_seconds))
+        log(f"update_index again, nothing changed: {setup.update_index_unchanged_seconds:.2f} s")
+        self.report.set("ours", "update_index_again", Cell(setup.update_index_unchanged_seconds))
         self.password = setup.read_secret
         with running(lambda: start_ours(setup, self.corpus, self.args.workers)) as server:
             headers = request_headers(server, self.args.gzip)

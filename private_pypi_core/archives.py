@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import lzma
 import re
 import struct
@@ -109,11 +110,12 @@ class Budget:
 
 
 def read_tar_gz_member(
-    path: Path, wanted: Callable[[str], bool], max_bytes: int, budget: Budget
+    source: Path | bytes, wanted: Callable[[str], bool], max_bytes: int, budget: Budget
 ) -> bytes | None:
-    """The content of the first regular file of the .tar.gz at ``path`` whose name is
-    ``wanted``, or ``None`` when there is none. Members are read in order and forgotten."""
-    with gzip.open(path, "rb") as stream:
+    """The content of the first regular file of the .tar.gz at ``source`` (a path, or the
+    archive's bytes) whose name is ``wanted``, or ``None`` when there is none. Members are read
+    in order and forgotten."""
+    with gzip.open(_readable(source), "rb") as stream:
         return _read_tar_member(_Unpacked(stream, budget), wanted, max_bytes, budget)
 
 
@@ -255,18 +257,19 @@ class _Unpacked:
 
 
 @contextlib.contextmanager
-def open_zip(path: Path, budget: Budget) -> Iterator[zipfile.ZipFile]:
-    """The zip at ``path``, opened once its central directory is known to be within limits.
+def open_zip(source: Path | bytes, budget: Budget) -> Iterator[zipfile.ZipFile]:
+    """The zip at ``source`` (a path, or the archive's bytes), opened once its central
+    directory is known to be within limits.
 
     ``zipfile.ZipFile`` reads the whole central directory and makes a ``ZipInfo`` of every entry
     before anything can be checked, and it ignores the entry counts the end record declares. So
     the end records are read here first, zip64 too, and the entries zipfile would parse are
     counted without keeping them.
     """
-    with open(path, "rb") as file:
+    with open(source, "rb") if isinstance(source, Path) else io.BytesIO(source) as file:
         _check_directory(file, budget)
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(_readable(source))
     except UnicodeDecodeError as error:
         raise DamagedArchive(f"it has a member name that is not UTF-8 ({error}).") from None
     except NotImplementedError as error:
@@ -307,6 +310,11 @@ def read_zip_member(
             raise
         raise DamagedArchive(f"its {base} cannot be decompressed ({error}).") from None
     return b"".join(chunks)
+
+
+def _readable(source: Path | bytes) -> Path | io.BytesIO:
+    """What ``open``, ``gzip.open`` and ``zipfile.ZipFile`` read an archive from."""
+    return io.BytesIO(source) if isinstance(source, bytes) else source
 
 
 def _check_directory(file: BinaryIO, budget: Budget) -> None:

@@ -7,6 +7,7 @@ when its Metadata-Version is 2.2 or newer (PEP 643: older sdists' metadata may b
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,32 +31,47 @@ MAX_METADATA_BYTES = 16 << 20  # far above any real METADATA; refuses a decompre
 RELIABLE_SDIST_METADATA = Version("2.2")
 
 
+@dataclass(frozen=True)
+class CoreMetadata:
+    """What a distribution's core metadata gives the index."""
+
+    data: bytes | None  # the file to serve; None for an sdist too old to be trusted
+    requires_python: str | None  # from a served file only
+
+
 def extract_core_metadata(path: Path, dist: DistFile) -> bytes | None:
     """The core metadata file of the distribution at ``path``, or ``None`` for an sdist too
     old to be trusted. ``BadRequest`` when the archive is broken, costs more to read than the
     limits of ``archives`` allow, has no metadata, or its metadata names another project or
     version than the filename."""
+    return read_core_metadata(path, dist).data
+
+
+def read_core_metadata(source: Path | bytes, dist: DistFile) -> CoreMetadata:
+    """``extract_core_metadata`` of a path or of the file's bytes, with its
+    ``Requires-Python``, parsed once."""
     budget = Budget()
     try:
         if dist.filename.endswith(".whl"):
-            data = _wheel_metadata(path, dist, budget)
+            data = _wheel_metadata(source, dist, budget)
         elif dist.filename.endswith(".zip"):
-            data = _sdist_zip_metadata(path, dist, budget)
+            data = _sdist_zip_metadata(source, dist, budget)
         else:
-            data = _sdist_tar_metadata(path, dist, budget)
+            data = _sdist_tar_metadata(source, dist, budget)
     except ArchiveOverLimit as error:
         raise BadRequest(f"{dist.filename!r} is refused: {error}") from None
     except (DamagedArchive, zipfile.BadZipFile) as error:
         raise BadRequest(f"{dist.filename!r} is not a valid archive: {error}") from None
     fields = parse_metadata(data, dist.filename)
     _check_identity(fields, dist)
+    served = CoreMetadata(data, fields.get("requires_python"))
     if dist.filename.endswith(".whl"):
-        return data
+        return served
     try:
         metadata_version = Version(str(fields.get("metadata_version", "1.0")))
     except InvalidVersion:
-        return None
-    return data if metadata_version >= RELIABLE_SDIST_METADATA else None
+        return CoreMetadata(None, None)
+    return served if metadata_version >= RELIABLE_SDIST_METADATA else CoreMetadata(None, None)
 
 
 def parse_metadata(data: bytes, filename: str) -> dict[str, Any]:
@@ -66,8 +82,8 @@ def parse_metadata(data: bytes, filename: str) -> dict[str, Any]:
     return dict(raw)
 
 
-def _wheel_metadata(path: Path, dist: DistFile, budget: Budget) -> bytes:
-    with open_zip(path, budget) as wheel:
+def _wheel_metadata(source: Path | bytes, dist: DistFile, budget: Budget) -> bytes:
+    with open_zip(source, budget) as wheel:
         candidates = [
             info
             for info in wheel.infolist()
@@ -82,16 +98,16 @@ def _wheel_metadata(path: Path, dist: DistFile, budget: Budget) -> bytes:
         return read_zip_member(wheel, candidates[0], MAX_METADATA_BYTES, budget)
 
 
-def _sdist_zip_metadata(path: Path, dist: DistFile, budget: Budget) -> bytes:
-    with open_zip(path, budget) as sdist:
+def _sdist_zip_metadata(source: Path | bytes, dist: DistFile, budget: Budget) -> bytes:
+    with open_zip(source, budget) as sdist:
         for info in sdist.infolist():
             if _is_top_pkg_info(info.filename):
                 return read_zip_member(sdist, info, MAX_METADATA_BYTES, budget)
     raise BadRequest(f"{dist.filename!r} is not a valid sdist: it has no top-level PKG-INFO.")
 
 
-def _sdist_tar_metadata(path: Path, dist: DistFile, budget: Budget) -> bytes:
-    data = read_tar_gz_member(path, _is_top_pkg_info, MAX_METADATA_BYTES, budget)
+def _sdist_tar_metadata(source: Path | bytes, dist: DistFile, budget: Budget) -> bytes:
+    data = read_tar_gz_member(source, _is_top_pkg_info, MAX_METADATA_BYTES, budget)
     if data is None:
         raise BadRequest(f"{dist.filename!r} is not a valid sdist: it has no top-level PKG-INFO.")
     return data

@@ -47,6 +47,7 @@ from private_pypi_core.index import (
     sha256_of,
 )
 from private_pypi_core.plugins import auth_provider_class, backend_class
+from private_pypi_core.progress import Progress
 from private_pypi_core.tokens import TokenRecord, TokensProvider, find_token
 
 log = logging.getLogger(__name__)
@@ -339,10 +340,13 @@ class Repository:
         log.info("repository %s: %s is %s", self.name, normalized, status.status)
         return index.status_of(normalized)
 
-    def rebuild_index(self) -> PackageIndex:
-        """Rebuild the remote index from what the backend stores, and the local copy with it."""
+    def rebuild_index(self, progress: Progress | None = None) -> PackageIndex:
+        """Rebuild the remote index from what the backend stores, and the local copy with it;
+        ``progress`` counts the files read."""
         with self.lock:
-            return self._update_remote(lambda index: build_index(self.backend, index), "rebuilt")
+            return self._update_remote(
+                lambda index: build_index(self.backend, index, progress=progress), "rebuilt"
+            )
 
     def _fetch_remote(self) -> tuple[IndexFile | None, PackageIndex]:
         try:
@@ -366,6 +370,9 @@ class Repository:
         for attempt in range(INDEX_WRITE_ATTEMPTS):
             remote, index = read if read is not None and attempt == 0 else self._fetch_remote()
             changed = change(index)
+            if remote is not None and changed == index:  # e.g. update_index, nothing new
+                self._store_local(remote.data)
+                return changed
             data = changed.to_bytes()
             try:
                 self.backend.write_index(data, replaces=remote)

@@ -343,7 +343,11 @@ def test_update_index_backfills_metadata_for_files_indexed_before_metadata_exist
     )
     team.upload(wheel)
     _backend(team).delete_file(DistFile(f"{wheel.name}.metadata", "early-pkg", "1.0"))
-    _rewrite_remote_index_entry(team, wheel.name, metadata_sha256=None, requires_python=None)
+    # Such an index has neither the metadata nor the digests other than sha256 (both came in
+    # one release): update_index reads the file again for them.
+    _rewrite_remote_index_entry(
+        team, wheel.name, metadata_sha256=None, requires_python=None, md5=None, blake2b_256=None
+    )
 
     team.update_index(client_env(tmp_path))
 
@@ -353,6 +357,7 @@ def test_update_index_backfills_metadata_for_files_indexed_before_metadata_exist
     assert served.status_code == 200
     assert file["core-metadata"] == {"sha256": sha256_hex(served.content)}
     assert file.get("requires-python") == ">=3.6"
+    assert file["hashes"]["sha256"] == sha256_hex(wheel.read_bytes())
 
 
 def test_update_index_stops_advertising_metadata_that_is_no_longer_stored(
