@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -81,7 +82,7 @@ def _record_statuses(backend: S3Backend, operation: str) -> list[int]:
     def record(http_response: AWSResponse, **kwargs: object) -> None:
         statuses.append(http_response.status_code)
 
-    backend.clients.client.meta.events.register(f"after-call.s3.{operation}", record)
+    backend.objects.clients.client.meta.events.register(f"after-call.s3.{operation}", record)
     return statuses
 
 
@@ -213,7 +214,9 @@ def test_large_file_is_uploaded_in_parts_with_flat_memory(seaweed: Seaweed, tmp_
     finally:
         tracemalloc.stop()
     assert peak < size / 4, f"{peak / MB:.1f} MiB held in memory for a {size // MB} MiB upload"
-    head = seaweed.client().head_object(Bucket=seaweed.bucket, Key=backend.object_key(WHEEL))
+    head = seaweed.client().head_object(
+        Bucket=seaweed.bucket, Key=backend.objects.object_key(WHEEL)
+    )
     assert head["ContentLength"] == size
     assert head["ETag"].strip('"').endswith(f"-{size // PART_BYTES}"), "a multipart upload"
     digest = hashlib.sha256()
@@ -235,7 +238,7 @@ def test_multipart_upload_never_overwrites_and_leaves_no_parts(
         backend.write_file(WHEEL, replacement)
     assert _read(backend, WHEEL.filename) == b"original"
     uploads = seaweed.client().list_multipart_uploads(
-        Bucket=seaweed.bucket, Prefix=backend.s3_config.key_prefix
+        Bucket=seaweed.bucket, Prefix=backend.objects.s3_config.key_prefix
     )
     assert uploads.get("Uploads", []) == [], "the refused upload's parts are aborted"
 
@@ -254,7 +257,7 @@ def test_files_and_index_live_under_the_prefix(seaweed: Seaweed, tmp_path: Path)
 
 def test_objects_the_backend_did_not_write_are_not_listed(seaweed: Seaweed, tmp_path: Path) -> None:
     backend = make_backend(seaweed, tmp_path)
-    prefix = backend.s3_config.key_prefix
+    prefix = backend.objects.s3_config.key_prefix
     for key in ("stray.txt", "a/b/c.whl", "other/"):
         seaweed.client().put_object(Bucket=seaweed.bucket, Key=f"{prefix}/{key}", Body=b"x")
     assert list(backend.list_files()) == []
@@ -339,3 +342,25 @@ def test_secrets_stay_out_of_the_config_repr(seaweed: Seaweed) -> None:
     shown = repr(make_config(seaweed, "p"))
     assert READ_SECRET not in shown and WRITE_SECRET not in shown
     assert seaweed.secret_access_key not in shown
+
+
+def test_boto3_is_imported_only_when_an_s3_repository_is_made(tmp_path: Path) -> None:
+    """Every process loads every installed plugin; boto3 (about 16 MB a process) is for those
+    that serve an S3 repository."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from private_pypi_core.cli import build_command\n"
+        "from private_pypi_core.plugins import installed_backends\n"
+        "from private_pypi_s3.config import S3Config\n"
+        "build_command()\n"
+        "backend = installed_backends()['s3']\n"
+        "print('botocore' in sys.modules)\n"
+        "backend(S3Config(name='team', type='s3', bucket='b'), Path(sys.argv[1]))\n"
+        "print('botocore' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

@@ -13,38 +13,14 @@ ETag that was read (compare-and-swap), so the store needs no lock and no extra s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from boto3.s3.transfer import create_transfer_manager
-from botocore.exceptions import ClientError
-
-from private_pypi_core.api import (
-    Backend,
-    BackendConfig,
-    DistFile,
-    FileExists,
-    IndexConflict,
-    IndexFile,
-    StoredFile,
-)
-from private_pypi_s3.client import TRANSFER_CONFIG, make_clients
+from private_pypi_core.api import Backend, BackendConfig, DistFile, IndexFile, StoredFile
 from private_pypi_s3.config import S3Config
-from private_pypi_s3.errors import (
-    S3StoreError,
-    is_conditional_conflict,
-    is_missing,
-    is_not_modified,
-    is_precondition_failed,
-    store_errors,
-)
-from private_pypi_s3.stream import object_stream
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, PutObjectRequestTypeDef
-
-INDEX_KEY = "index.json"
+    from private_pypi_s3.objects import BucketObjects
 
 
 class S3Backend(Backend):
@@ -56,134 +32,29 @@ class S3Backend(Backend):
     ) -> None:
         super().__init__(config, root, admin_secret=admin_secret)
         assert isinstance(config, S3Config)
-        self.s3_config = config
-        self.bucket = config.bucket
-        self.clients = make_clients(config)
-        self._index_key = self._key(INDEX_KEY)
-        # The last index read or written, answered again while the store says 304.
-        self._last_index: IndexFile | None = None
+        # boto3 costs a process about 16 MB and a tenth of a second to import: only a server
+        # with an S3 repository pays it, not every process that has this plugin installed.
+        from private_pypi_s3.objects import BucketObjects
+
+        self.objects: BucketObjects = BucketObjects(config)
 
     def list_files(self) -> Iterator[StoredFile]:
-        root = self._key("")
-        paginator = self.clients.client.get_paginator("list_objects_v2")
-        with store_errors(f"listing {self._where(root)}"):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=root):
-                for item in page.get("Contents", []):
-                    parts = item["Key"].removeprefix(root).split("/")
-                    if len(parts) != 2 or not all(parts):
-                        continue  # the index file, or an object this backend did not write
-                    yield StoredFile(
-                        filename=parts[1],
-                        size=item["Size"],
-                        upload_time=item["LastModified"].astimezone(UTC),
-                    )
+        return self.objects.list_files()
 
     def open_file(self, dist: DistFile) -> BinaryIO:
-        key = self.object_key(dist)
-        with store_errors(f"reading {self._where(key)}"):
-            try:
-                response = self.clients.client.get_object(Bucket=self.bucket, Key=key)
-            except ClientError as error:
-                if is_missing(error):
-                    raise FileNotFoundError(self._where(key)) from None
-                raise
-        return object_stream(response["Body"], self._where(key))
+        return self.objects.open_file(dist)
 
     def write_file(self, dist: DistFile, source: Path) -> None:
-        key = self.object_key(dist)
-        # The create-only client makes the final request of the upload conditional.
-        with (
-            store_errors(f"uploading {self._where(key)}"),
-            create_transfer_manager(self.clients.create_only, TRANSFER_CONFIG) as transfers,
-        ):
-            try:
-                transfers.upload(str(source), self.bucket, key).result()
-            except ClientError as error:
-                if is_precondition_failed(error):
-                    raise FileExists(dist.filename) from None
-                if is_conditional_conflict(error):
-                    raise S3StoreError(
-                        f"another upload of {dist.filename!r} is in progress; try again"
-                    ) from None
-                raise
+        self.objects.write_file(dist, source)
 
     def delete_file(self, dist: DistFile) -> None:
-        key = self.object_key(dist)
-        client = self.clients.client
-        # S3 deletes a missing key without complaint; the contract wants to hear of it.
-        with store_errors(f"deleting {self._where(key)}"):
-            try:
-                client.head_object(Bucket=self.bucket, Key=key)
-            except ClientError as error:
-                if is_missing(error):
-                    raise FileNotFoundError(self._where(key)) from None
-                raise
-            client.delete_object(Bucket=self.bucket, Key=key)
+        self.objects.delete_file(dist)
 
     def read_index(self) -> IndexFile | None:
-        last = self._last_index
-        request: GetObjectRequestTypeDef = {"Bucket": self.bucket, "Key": self._index_key}
-        if last is not None:
-            request["IfNoneMatch"] = last.version
-        with store_errors(f"reading {self._where(self._index_key)}"):
-            try:
-                response = self.clients.client.get_object(**request)
-            except ClientError as error:
-                if last is not None and is_not_modified(error):
-                    return last
-                if is_missing(error):
-                    self._last_index = None
-                    return None
-                raise
-            with response["Body"] as body:
-                data = body.read()
-        self._last_index = IndexFile(data=data, version=response["ETag"])
-        return self._last_index
+        return self.objects.read_index()
 
     def write_index(self, data: bytes, replaces: IndexFile | None) -> None:
-        request: PutObjectRequestTypeDef = {
-            "Bucket": self.bucket,
-            "Key": self._index_key,
-            "Body": data,
-            "ContentType": "application/json",
-        }
-        if replaces is None:
-            request["IfNoneMatch"] = "*"
-        else:
-            request["IfMatch"] = replaces.version
-        with store_errors(f"writing {self._where(self._index_key)}"):
-            try:
-                response = self.clients.client.put_object(**request)
-            except ClientError as error:
-                # 404: AWS's answer to If-Match on a key that is gone.
-                if (
-                    is_precondition_failed(error)
-                    or is_conditional_conflict(error)
-                    or is_missing(error)
-                ):
-                    raise IndexConflict(self._where(self._index_key)) from None
-                raise
-        self._last_index = IndexFile(data=data, version=response["ETag"])
+        self.objects.write_index(data, replaces)
 
     def download_url(self, dist: DistFile) -> str | None:
-        if self.s3_config.download == "stream":
-            return None
-        key = self.object_key(dist)
-        with store_errors(f"signing a download of {self._where(key)}"):
-            return self.clients.client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": key},
-                ExpiresIn=self.s3_config.presigned_url_expires,
-            )
-
-    def object_key(self, dist: DistFile) -> str:
-        """Where ``dist`` is stored in the bucket."""
-        return self._key(dist.project, dist.filename)
-
-    def _key(self, *parts: str) -> str:
-        """The object key of ``parts`` under the prefix; ``_key("")`` is the prefix + "/"."""
-        prefix = self.s3_config.key_prefix
-        return "/".join([prefix, *parts]) if prefix else "/".join(parts)
-
-    def _where(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
+        return self.objects.download_url(dist)

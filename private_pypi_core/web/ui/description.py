@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import readme_renderer.markdown
-import readme_renderer.rst
-import readme_renderer.txt
 from markupsafe import Markup, escape
 
 from private_pypi_core.index import IndexEntry
@@ -55,6 +52,12 @@ def render_description(text: str, content_type: str | None) -> Markup:
     """``text`` as sanitised HTML by its ``Description-Content-Type``: ``text/markdown`` (GFM
     unless ``variant=CommonMark``), ``text/plain``, else reStructuredText (pypi.org's default
     when none is given)."""
+    # readme_renderer brings docutils, pygments and more (about 9 MB a worker): imported by
+    # the first project page that shows a description, not by every worker that starts.
+    import readme_renderer.markdown
+    import readme_renderer.rst
+    import readme_renderer.txt
+
     header = email.message.Message()
     header["Content-Type"] = content_type or "text/x-rst"
     media_type = header.get_content_type()
