@@ -31,6 +31,7 @@ from private_pypi_core.export import export_site, render_site
 from private_pypi_core.files import atomic_write, create_exclusive, fsync_dir
 from private_pypi_core.hookspecs import hookimpl
 from private_pypi_core.index import IndexEntry, new_index_file
+from private_pypi_core.progress import Progress, progress_bar
 
 __all__ = [
     "REPOSITORY_NAME",
@@ -47,6 +48,7 @@ __all__ = [
     "IndexConflict",
     "IndexEntry",
     "IndexFile",
+    "Progress",
     "ProviderSettings",
     "StoredFile",
     "UserError",
@@ -61,5 +63,6 @@ __all__ = [
     "new_index_file",
     "normalize_project",
     "parse_dist_filename",
+    "progress_bar",
     "render_site",
 ]

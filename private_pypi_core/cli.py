@@ -13,7 +13,7 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -31,8 +31,12 @@ from private_pypi_core.errors import (
     UserError,
 )
 from private_pypi_core.export import export
+from private_pypi_core.importer import import_dists
+from private_pypi_core.logs import LogFormat, configure_logging
 from private_pypi_core.manage_commands import audit, secret_from, status, token_app, unyank, yank
+from private_pypi_core.metrics import SECRET_VARIABLE, metrics_settings
 from private_pypi_core.plugins import plugin_manager
+from private_pypi_core.progress import progress_bar
 from private_pypi_core.state import (
     DEFAULT_OIDC_AUDIENCE,
     EMBEDDED_REPOSITORY,
@@ -141,6 +145,32 @@ def server(
     host: Annotated[str, typer.Option("--host", help="The interface to bind to.")] = "0.0.0.0",
     port: Annotated[int, typer.Option("--port", help="The port to bind to.")] = 8888,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 2,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log_format",
+            help="text: the log lines as always, access lines (--accesslog=-) in Apache's "
+            "combined format; json: one JSON object per line, for log collectors.",
+        ),
+    ] = LogFormat.TEXT,
+    metrics: Annotated[
+        str,
+        typer.Option(
+            "--metrics",
+            help="Prometheus metrics: off; secret (at /metrics on this port, to requests with "
+            "'Authorization: Bearer <--metrics_secret>'); or HOST:PORT (at /metrics on a "
+            "listener of its own, without a credential, e.g. 127.0.0.1:9100).",
+        ),
+    ] = "off",
+    metrics_secret: Annotated[
+        str,
+        typer.Option(
+            "--metrics_secret",
+            envvar=SECRET_VARIABLE,
+            help="The bearer token of --metrics=secret, 16 characters or more; from the "
+            "environment, it stays off the command line.",
+        ),
+    ] = "",
 ) -> None:
     """Run the package index server.
 
@@ -150,10 +180,11 @@ def server(
     """
     from private_pypi_core.serve import PrivatePypiServer, gunicorn_options
 
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(log_format, logging.DEBUG if debug else logging.INFO)
+    # In JSON, the lines for people are log lines too: a collector reads every line.
+    say: Callable[[str], object] = typer.echo
+    if log_format is LogFormat.JSON:
+        say = logging.getLogger(__name__).info
     defaults = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -161,7 +192,7 @@ def server(
         # X-Forwarded-For/-Proto are believed only from a proxy the operator names.
         "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", ""),
     }
-    options = gunicorn_options(defaults | parse_extra_flags(ctx.args))
+    options = gunicorn_options(defaults | parse_extra_flags(ctx.args), log_format)
     root.mkdir(parents=True, exist_ok=True)
     settings = ServerSettings(
         root=root.resolve(),
@@ -176,15 +207,16 @@ def server(
         public_url=_public_url(url),
         # A server's own audience: an ID token sent to another server is no good here.
         oidc_audience=oidc_audience or urlsplit(url).hostname or DEFAULT_OIDC_AUDIENCE,
+        metrics=metrics_settings(metrics, metrics_secret, server_port=port),
     )
     if config is not None:
         forget_initialized(settings)
     if leftovers := remove_leftovers(settings):
-        typer.echo(f"Removed {leftovers} temp files of writes cut short by an earlier crash.")
+        say(f"Removed {leftovers} temp files of writes cut short by an earlier crash.")
     configuration = load_configuration(settings)  # fail now, not in every worker
     _sync_before_serving(configuration)
     if configuration.origin is Origin.EMBEDDED:
-        _explain_embedded_default(settings, host, port)
+        _explain_embedded_default(settings, host, port, say)
     PrivatePypiServer(settings, options).run()
 
 
@@ -211,7 +243,9 @@ def _sync_before_serving(configuration: Configuration) -> None:
             )
 
 
-def _explain_embedded_default(settings: ServerSettings, host: str, port: int) -> None:
+def _explain_embedded_default(
+    settings: ServerSettings, host: str, port: int, say: Callable[[str], object]
+) -> None:
     """How to use the embedded default, as commands that work as printed: the secrets are read
     from their file by the shell, never shown."""
     shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
@@ -224,7 +258,7 @@ def _explain_embedded_default(settings: ServerSettings, host: str, port: int) ->
         program = f"import sys, tomllib; print({table})"
         return f"$(python3 -c {shlex.quote(program)} {config})"
 
-    typer.echo(
+    say(
         f"Serving the embedded default: package repository {name!r} on the file system under "
         f"{settings.root / 'cache' / name / 'storage'}.\n"
         f"Its secrets are in {settings.embedded_config} (mode 0600). In a shell:\n"
@@ -279,7 +313,8 @@ def update_index(
             raise Forbidden(
                 f"the secret has no write permission on package repository {name!r} ({source})"
             )
-        index = repository.rebuild_index()
+        with progress_bar("Indexing", "files") as progress:
+            index = repository.rebuild_index(progress=progress)
     typer.echo(f"Indexed {len(index.entries)} files of {len(index.projects)} projects in {name!r}.")
 
 
@@ -297,6 +332,7 @@ def _removed_if_failed(folder: Path) -> Iterator[None]:
 
 
 app.command(name="export", context_settings=EXTRA_ARGS)(export)
+app.command(name="import")(import_dists)
 
 app.command()(yank)
 app.command()(unyank)

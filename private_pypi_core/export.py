@@ -36,6 +36,7 @@ from private_pypi_core.files import atomic_write, fsync_dir, remove_stale_temp_f
 from private_pypi_core.hashing import CHUNK_BYTES
 from private_pypi_core.index import IndexEntry, index_from_remote
 from private_pypi_core.metadata import COMPANION_SUFFIX
+from private_pypi_core.progress import Progress, progress_bar
 from private_pypi_core.web import pages
 
 #: Where a file is linked from the site: its URL, or ``None`` to leave it out.
@@ -59,7 +60,9 @@ class _Copy:
     size: int
 
 
-def render_site(backend: Backend, *, file_url: FileUrl | None = None) -> dict[str, bytes]:
+def render_site(
+    backend: Backend, *, file_url: FileUrl | None = None, progress: Progress | None = None
+) -> dict[str, bytes]:
     """The static site's pages and metadata files, by path relative to the index URL.
 
     Without ``file_url``, each stored file is linked beside its pages (``<project>/<filename>``,
@@ -67,24 +70,34 @@ def render_site(backend: Backend, *, file_url: FileUrl | None = None) -> dict[st
     file links to ``file_url(dist)`` and is left out where that is ``None``; its metadata is
     advertised only when ``file_url`` gives the metadata file the file's URL plus
     ``.metadata``, where clients look for it (served there, so not part of the site). A
-    project left without files is left out.
+    project left without files is left out. ``progress`` counts the metadata files read from
+    the store (a download each, for some stores).
     """
+    progress = progress or Progress()
     plan = _plan(backend, file_url)
     site = dict(plan.pages)
+    progress.add_total(len(plan.metadata))
     for copy in plan.metadata:
         with backend.open_file(copy.dist) as stream:
             site[copy.path] = stream.read()
+        progress.advance()
     return site
 
 
 def export_site(
-    backend: Backend, dest: Path, *, file_url: FileUrl | None = None
+    backend: Backend,
+    dest: Path,
+    *,
+    file_url: FileUrl | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, bytes]:
     """Write ``render_site``'s site to ``dest/simple/``, with the files it links beside it.
 
     Distribution files are streamed from the store. ``dest`` must be missing, empty or an
     earlier export, which is brought up to date (``ConfigError`` otherwise). Returns the pages.
+    ``progress`` counts the distribution and metadata files, copied or found up to date.
     """
+    progress = progress or Progress()
     # File by file (each atomic), files before the pages that link them and the root page last:
     # a web server serving DEST meanwhile never links to a missing file, and DEST never
     # disappears, as it would for a moment in a swap of folders (which a mount point forbids).
@@ -94,8 +107,10 @@ def export_site(
     written = {f"{SITE_FOLDER}/{path}" for path in plan.pages}
     written |= {f"{SITE_FOLDER}/{copy.path}" for copy in plan.files + plan.metadata}
     _write_manifest(dest, previous | written)  # first: a crash leaves nothing unaccounted for
+    progress.add_total(len(plan.files) + len(plan.metadata))
     for copy in plan.files + plan.metadata:
         _copy(backend, copy, site / copy.path)
+        progress.advance()
     for path in sorted(plan.pages, key=_is_root_page):
         _write(site / path, plan.pages[path])
     for path in sorted(previous - written):
@@ -279,7 +294,9 @@ def export(
     repo = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
     admin_secret = _admin_secret(secret, secret_env)
     backend = backend_class(type)(repo.config, root.resolve(), admin_secret=admin_secret)
-    site = export_site(backend, dest, file_url=_under(files_url) if files_url else None)
+    file_url = _under(files_url) if files_url else None
+    with progress_bar("Exporting", "files") as progress:
+        site = export_site(backend, dest, file_url=file_url, progress=progress)
     projects = sum(path.endswith("/index.html") for path in site)
     typer.echo(f"Exported {projects} projects of {name!r} to {dest / SITE_FOLDER}/.")
 

@@ -90,8 +90,9 @@ def progress_bar(
     label: str, unit: str = "files", stream: TextIO | None = None
 ) -> Iterator[Progress]:
     """A ``Progress`` shown on ``stream`` (standard error): a bar on a terminal, plain lines
-    elsewhere. The bar goes away when the block ends (the command then says what it did);
-    what the block prints meanwhile shows above it."""
+    elsewhere. The bar goes away when the block ends (the command then says what it did).
+    Lines the block ``print``s meanwhile show above it (``typer.echo`` would write beneath it:
+    click holds on to the terminal's stream, which the bar does not see)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as RichProgress

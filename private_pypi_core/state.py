@@ -40,6 +40,7 @@ from private_pypi_core.files import (
     file_version,
     remove_stale_temp_files,
 )
+from private_pypi_core.metrics import MetricsSettings
 from private_pypi_core.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class ServerSettings:
     public_url: str = ""
     # The audience trusted publishing's ID tokens must name (``oidc``).
     oidc_audience: str = DEFAULT_OIDC_AUDIENCE
+    # Where /metrics is served (``--metrics``); None: nowhere, and nothing is counted.
+    metrics: MetricsSettings | None = None
 
     @cached_property
     def embedded_config(self) -> Path:

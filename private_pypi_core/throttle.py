@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from private_pypi_core import metrics
 from private_pypi_core.backend import REPOSITORY_NAME
 from private_pypi_core.errors import TooManyRequests
 
@@ -95,6 +96,7 @@ class GuessThrottle:
         if gate is None:
             gate = self._gates[key] = _Gate(asyncio.Semaphore(CHECKS_PER_CLIENT))
         elif gate.turns.locked() and gate.waiting >= WAITING_PER_CLIENT:
+            metrics.record_auth_failure("too_many_checks")
             raise TooManyRequests(
                 "Too many credential checks from this address at once; retry in a moment."
             )
@@ -108,6 +110,7 @@ class GuessThrottle:
             try:
                 answer = await verify()
                 if not answer:
+                    metrics.record_auth_failure("wrong_credential")
                     await asyncio.sleep(self._failed(key, repository))
                 return answer
             finally:

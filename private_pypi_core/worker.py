@@ -1,9 +1,11 @@
 """The gunicorn worker class: uvicorn's, with its fast event loop and HTTP parser held to the
 connection limits of ``http_limits``, no ``Server`` header, the browser safety headers on every
-answer, and access logging only when gunicorn's ``--accesslog`` asks for it."""
+answer, our access log lines (``web.access_log``) instead of uvicorn's, and the metrics
+listener served beside the server's port when there is one."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
@@ -17,6 +19,7 @@ CONTENT_SECURITY_POLICY = (
 
 
 class Worker(UvicornWorker):  # type: ignore[misc]
+    sockets: list[Any]  # gunicorn's listeners, served by uvicorn
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
         "loop": "auto",  # uvloop when installed (a dependency): about twice asyncio's speed
         # The index serves no WebSocket: an upgrade would hand the connection to a protocol
@@ -42,5 +45,10 @@ class Worker(UvicornWorker):  # type: ignore[misc]
         # gunicorn's "maximum number of simultaneous clients"; uvicorn refuses a request once
         # the connections reach its limit, counting the one asking.
         self.config.limit_concurrency = self.cfg.worker_connections + 1
-        # Formatting a log record per request costs even when nothing is written.
-        self.config.access_log = bool(self.cfg.accesslog)
+        # uvicorn's access line shows the query string whole, secrets and all: ours replace it.
+        self.config.access_log = False
+        logging.getLogger("uvicorn.access").handlers = []  # a new list: gunicorn's stays
+        # The master bound it before the fork; every worker accepts on it (``web.metrics``).
+        metrics_socket = getattr(self.app, "metrics_socket", None)
+        if metrics_socket is not None:
+            self.sockets = [*self.sockets, metrics_socket]

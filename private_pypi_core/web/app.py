@@ -1,4 +1,5 @@
-"""Wires the Falcon ASGI app: routes, error handling and the index sync task."""
+"""Wires the Falcon ASGI app: routes, error handling and the index sync task; and what a
+worker serves: that app, watched for the access log and metrics."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import falcon
 import falcon.asgi
 from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 
-from private_pypi_core import outages
+from private_pypi_core import metrics, outages
 from private_pypi_core.errors import StorageUnavailable, UserError
 from private_pypi_core.oidc import TokenRefused, TrustedPublishing
 from private_pypi_core.state import ServerSettings
 from private_pypi_core.web import oidc
 from private_pypi_core.web.admin import IndexMtime, Initialize
 from private_pypi_core.web.cross_site import BrowserGuard
+from private_pypi_core.web.health import Healthz, Readyz
 from private_pypi_core.web.json_api import ProjectJson
 from private_pypi_core.web.manage import Yank
+from private_pypi_core.web.metrics import MetricsListener, MetricsPage
+from private_pypi_core.web.observe import Annotate, ASGIApp, Watched
 from private_pypi_core.web.provenance import Provenance
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.session import Login, Logout
@@ -42,7 +46,11 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
         BrowserGuard(settings.public_url),
         IndexSync(runtime),
         VaryOnAccept(),
+        Annotate(),
     ]
+    if settings.metrics is not None and settings.metrics.bind is not None:
+        # First: nothing else of the app runs for a request to the metrics listener.
+        middleware.insert(0, MetricsListener(runtime, settings.metrics.bind[1]))
     app = falcon.asgi.App(middleware=middleware)
     app.req_options.media_handlers[falcon.MEDIA_MULTIPART] = _multipart_handler()
 
@@ -61,6 +69,10 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
     app.add_route("/project/{project}", project_view)
     app.add_route("/project/{project}/", project_view)
     app.add_route("/static/style.css", StylesheetFile())
+    app.add_route("/healthz", Healthz())
+    app.add_route("/readyz", Readyz(runtime))
+    if settings.metrics is not None and settings.metrics.secret:
+        app.add_route("/metrics", MetricsPage(runtime, settings.metrics.secret))
     for path, resource in [
         ("/login", Login(runtime)),
         ("/logout", Logout(runtime)),
@@ -83,6 +95,17 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
     app.add_error_handler(TokenRefused, oidc.refused)  # pypi.org's JSON, not plain text
     app.set_error_serializer(_plain_text_error)
     return app
+
+
+def serve_app(settings: ServerSettings, access_log: logging.Logger | None) -> ASGIApp:
+    """What a worker serves: the app, watched when anything is to be written (``access_log``)
+    or counted (``settings.metrics``); as it is, at full speed, when nothing is."""
+    if settings.metrics is not None:
+        metrics.enable()
+    app: ASGIApp = create_app(settings)
+    if access_log is None and settings.metrics is None:
+        return app
+    return Watched(app, access_log=access_log, count=settings.metrics is not None)
 
 
 class IndexSync:

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import falcon.asgi
 
-from private_pypi_core import outages
+from private_pypi_core import metrics, outages
 from private_pypi_core.audit import AuditLog
 from private_pypi_core.auth import (
     ANONYMOUS_GRANT,
@@ -226,6 +226,7 @@ class Runtime:
                     answered = await self._sync_or_probe(repository)
                 except Exception as error:
                     outages.store_failed(repository, error)
+                    metrics.record_sync_failure(repository.name)
                 else:
                     if answered:
                         outages.store_answered(repository)

@@ -8,6 +8,7 @@ from typing import BinaryIO
 import falcon
 import falcon.asgi
 
+from private_pypi_core import metrics
 from private_pypi_core.auth import Action
 from private_pypi_core.backend import DistFile
 from private_pypi_core.dists import content_type, normalize_project, validate_project
@@ -71,14 +72,19 @@ class Upload:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         repository = await self.runtime.authorize(req, Action.UPLOAD)
-        async with receive_upload(
-            req,
-            repository.config.max_file_bytes,
-            self.runtime.temp_dir,
-            publisher=req.context.grant.publisher,
-        ) as upload:
-            self.runtime.check_project(req, Action.UPLOAD, upload.entry.project)
-            created = await self.runtime.run(repository.publish, upload)
+        try:
+            async with receive_upload(
+                req,
+                repository.config.max_file_bytes,
+                self.runtime.temp_dir,
+                publisher=req.context.grant.publisher,
+            ) as upload:
+                self.runtime.check_project(req, Action.UPLOAD, upload.entry.project)
+                created = await self.runtime.run(repository.publish, upload)
+        except Exception as error:
+            metrics.record_upload(repository.name, metrics.upload_outcome(error))
+            raise
+        metrics.record_upload(repository.name, "stored" if created else "existing")
         entry = upload.entry
         self.runtime.record(
             req,

@@ -161,6 +161,7 @@ def build(tag: str, base_image: str, *build_args: str) -> subprocess.CompletedPr
     """``podman build`` of the project's Containerfile on ``base_image``; its result, unchecked."""
     secret = ["--secret", f"id=pip_cert,src={CA_BUNDLE}"] if CA_BUNDLE.is_file() else []
     args = [*PODMAN, "build", "--runtime", "runc", "--layers=false", "--file", "Containerfile"]
+    args += ["--format", "docker"]  # an OCI image would drop the HEALTHCHECK
     args += ["--build-arg", f"BASE_IMAGE={base_image}", *build_args, *secret, "--tag", tag, "."]
     return subprocess.run(
         args,

@@ -145,6 +145,7 @@ def test_no_arguments_serve_the_embedded_default_as_a_non_root_user(
         listing = requests.get(container.simple_url, auth=("local", read_secret), timeout=10)
         assert listing.status_code == 200
         assert "Serving the embedded default" in container.logs()
+        podman("healthcheck", "run", container.name)  # the image's HEALTHCHECK: /healthz answers
         assert container.stop() == 0, f"not a clean stop on SIGTERM:\n{container.logs()}"
 
 

@@ -235,7 +235,8 @@ class TrackedServer:
                 break
             time.sleep(0.05)
         assert len(lines) == count, f"expected {count} access log lines, got {lines}"
-        return [(int(line.split()[0]), int(line.split()[-1])) for line in lines]
+        # "<pid> <client> - <user> [<time>] "<request line>" <status> ...": see web.access_log
+        return [(int(line.split()[0]), int(line.split('"')[2].split()[0])) for line in lines]
 
 
 def start_tracked_server(root: Path, *args: str) -> TrackedServer:

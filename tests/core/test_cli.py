@@ -88,7 +88,7 @@ def team(tmp_path: Path) -> dict[str, str]:
 def test_help_lists_the_core_and_plugin_commands() -> None:
     result = run("--help")
     assert result.returncode == 0
-    for command in ("server", "update_index", "fs.init_pkg_repo"):
+    for command in ("server", "update_index", "export", "import", "fs.init_pkg_repo"):
         assert command in result.stdout
 
 

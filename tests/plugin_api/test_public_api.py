@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 from private_pypi_core import api
+from private_pypi_core.repository import Repository
+from private_pypi_fs.backend import FileSystemBackend, FileSystemConfig
+from tests.dists import make_sdist, make_wheel
 
 PUBLIC = {"private_pypi_core.api", "private_pypi_core.hookspecs", "private_pypi_core.testing"}
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -42,3 +46,39 @@ def test_the_public_api_names_what_it_exports() -> None:
     assert sorted(api.__all__) == sorted(
         name for name in vars(api) if not name.startswith("_") and name not in {"annotations"}
     )
+
+
+@pytest.mark.parametrize("name", api.__all__)
+def test_every_public_name_is_documented(name: str) -> None:
+    guide = (REPOSITORY / "docs" / "plugin-api.md").read_text()
+    assert re.search(rf"`{name}\b", guide), f"docs/plugin-api.md does not describe {name}"
+
+
+class Counting(api.Progress):
+    """A plugin's own ``Progress``: it counts what the core reports."""
+
+    def __init__(self) -> None:
+        self.total = self.done = 0
+
+    def add_total(self, count: int) -> None:
+        self.total += count
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+
+
+def test_the_static_export_reports_its_progress_to_a_plugin(tmp_path: Path) -> None:
+    backend = FileSystemBackend(FileSystemConfig(name="team", type="file_system"), tmp_path)
+    for path in (
+        make_wheel(tmp_path / "d", "demo", "1.0"),
+        make_sdist(tmp_path / "d", "demo", "1.0"),
+    ):
+        backend.write_file(api.parse_dist_filename(path.name), path)
+    Repository(backend.config, tmp_path).rebuild_index()  # stores the metadata too
+    rendered, exported = Counting(), Counting()
+    api.render_site(backend, progress=rendered)
+    api.export_site(backend, tmp_path / "site", progress=exported)
+    assert (rendered.total, rendered.done) == (1, 1)  # the wheel's metadata read from the store
+    assert (exported.total, exported.done) == (3, 3)  # two files and that metadata copied
+    with api.progress_bar("Exporting", "files") as progress:  # what a plugin's command uses
+        assert isinstance(progress, api.Progress)

@@ -14,8 +14,10 @@ import typer
 from private_pypi_core.api import (
     DistFile,
     IndexConflict,
+    Progress,
     check_repository_name,
     new_index_file,
+    progress_bar,
     render_site,
 )
 from private_pypi_github.backend import GitHubBackend
@@ -117,7 +119,8 @@ def gen_gh_pages(
     )
     config = backend.github
     with _reported():
-        site = _site(backend)
+        with progress_bar("Listing release assets", "assets") as progress:
+            site = _site(backend, progress)
         commit = commit_site(backend.client, config.full_name, pages_branch, site)
     projects = sum(path.endswith("/index.html") for path in site)
     if commit:
@@ -149,9 +152,14 @@ def _backend(
     return GitHubBackend(config, Path.cwd())
 
 
-def _site(backend: GitHubBackend) -> dict[str, bytes]:
-    """The core's static site, each file linked to its asset's download URL."""
-    urls = {asset.filename: asset.browser_download_url for asset in backend.assets()}
+def _site(backend: GitHubBackend, progress: Progress | None = None) -> dict[str, bytes]:
+    """The core's static site, each file linked to its asset's download URL; ``progress``
+    counts the assets listed (a request per release: the long part for many releases)."""
+    progress = progress or Progress()
+    urls: dict[str, str] = {}
+    for asset in backend.assets():
+        urls[asset.filename] = asset.browser_download_url
+        progress.advance()
 
     def file_url(dist: DistFile) -> str | None:
         return urls.get(dist.filename)
