@@ -53,7 +53,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     spec = ServerSpec(tmp_path / "root", tables, ("--workers=2",))
     server = start(spec)
     try:
-        wait_for_workers(server, 2)  # a worker starting without its store would not start
+        wait_for_workers(server, 2)
         yield Site(spec, server, stores)
     finally:
         server.stop()
@@ -121,3 +121,43 @@ def test_probes_are_answered_at_once_while_their_address_is_held_back_for_guessi
         held_back = max(guesses)
     assert held_back > 1.0, "the guesses were not held back"
     assert max(probes) < PROBE_SECONDS, probes
+
+
+def test_a_server_started_while_a_store_is_away_serves_the_others_and_recovers(
+    tmp_path: Path,
+) -> None:
+    stores = {name: tmp_path / f"{name}-store" for name in ("alpha", "beta")}
+    tables = {
+        name: fs_table(name, storage_path=str(store), sync_index_interval=1)
+        for name, store in stores.items()
+    }
+    spec = ServerSpec(tmp_path / "root", tables, ("--workers=2",))
+    start(spec).stop()  # both stores made
+    away = break_store(stores["beta"])
+    server = start(spec)
+    try:
+        wait_for_workers(server, 2)
+        site = Site(spec, server, stores)
+        assert site.readiness() == {503}
+        alpha = requests.get(
+            f"{server.simple_url}",
+            headers=auth("alpha", str(tables["alpha"]["read_secret"])),
+            timeout=10,
+        )
+        assert alpha.status_code == 200
+        beta = requests.get(
+            f"{server.simple_url}",
+            headers=auth("beta", str(tables["beta"]["read_secret"])),
+            timeout=10,
+        )
+        assert beta.status_code == 200  # from the local copy of its index
+        mend_store(stores["beta"], away)
+        assert wait_until(lambda: site.readiness() == {200}, timeout=15), server.log()
+        beta = requests.get(
+            f"{server.simple_url}",
+            headers=auth("beta", str(tables["beta"]["read_secret"])),
+            timeout=10,
+        )
+        assert beta.status_code == 200
+    finally:
+        server.stop()

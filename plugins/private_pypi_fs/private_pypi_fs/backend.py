@@ -10,6 +10,7 @@ otherwise)::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -59,7 +60,10 @@ class FileSystemBackend(Backend):
         assert isinstance(config, FileSystemConfig)
         self.fs_config = config
         self.storage = root / (config.storage_path or f"cache/{config.name}/storage")
-        self.storage.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A store away at start (an unmounted share) is no reason not to start: its calls
+        # fail, answered 503, until it is back.
+        with contextlib.suppress(OSError):
+            self.storage.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.index_lock = filelock.FileLock(self.storage / INDEX_LOCK_FILENAME)
         # Folders with entries not yet fsynced: a new file's name is made durable before the
         # index that names it is written, once per folder (a rebuild that stores metadata for
