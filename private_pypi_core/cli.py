@@ -36,6 +36,7 @@ from private_pypi_core.logs import LogFormat, configure_logging
 from private_pypi_core.manage_commands import audit, secret_from, status, token_app, unyank, yank
 from private_pypi_core.metrics import SECRET_VARIABLE, metrics_settings
 from private_pypi_core.plugins import plugin_manager
+from private_pypi_core.printable import printable
 from private_pypi_core.progress import progress_bar
 from private_pypi_core.state import (
     DEFAULT_OIDC_AUDIENCE,
@@ -299,6 +300,9 @@ def update_index(
     from private_pypi_core.repository import Repository
 
     secret = secret_from(secret, secret_env)
+    # A store that fails is this command's error, said once on its own line ("Error: ..."),
+    # not also the server's outage log line.
+    logging.getLogger("private_pypi_core.outages").setLevel(logging.CRITICAL)
     root = root.resolve()
     config = config or served_config_file(root)
     settings = config_table(config, name, type) if config is not None else {}
@@ -419,16 +423,17 @@ def main() -> None:
         try:
             args = env_argv(command, dict(os.environ))
         except ConfigError as error:
-            typer.echo(f"Error: {error}", err=True)
+            typer.echo(f"Error: {printable(str(error))}", err=True)
             sys.exit(2)
     try:
         command.main(args=args, prog_name="private_pypi")
     except StorageUnavailable as error:  # the operator's terminal: the cause may be named
-        typer.echo(f"Error: the package storage failed: {error.__cause__ or error}", err=True)
+        cause = printable(str(error.__cause__ or error))
+        typer.echo(f"Error: the package storage failed: {cause}", err=True)
         sys.exit(1)
-    except UserError as error:
-        typer.echo(f"Error: {error}", err=True)
+    except UserError as error:  # its message may quote a server's words, or a file's name
+        typer.echo(f"Error: {printable(str(error))}", err=True)
         sys.exit(2)
     except OSError as error:  # a store or a server out of reach: say so, without a traceback
-        typer.echo(f"Error: the package storage failed: {error}", err=True)
+        typer.echo(f"Error: the package storage failed: {printable(str(error))}", err=True)
         sys.exit(1)

@@ -12,16 +12,17 @@ on; a server that stops answering stops the run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import stat
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
-from urllib.parse import urlsplit
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -29,16 +30,19 @@ from private_pypi_core.backend import DistFile
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.errors import BadRequest, ConfigError, ServerError
 from private_pypi_core.manage_commands import (
-    DEFAULT_URL,
     RepositoryName,
     Secret,
     SecretEnv,
     ServerUrl,
     credential,
 )
+from private_pypi_core.printable import printable
 from private_pypi_core.progress import Progress, progress_bar
+from private_pypi_core.server_client import DEFAULT_URL
 from private_pypi_core.upload_client import (
     Answer,
+    ExactReader,
+    LocalFileError,
     Outcome,
     ServerUnreachable,
     UploadClient,
@@ -46,6 +50,7 @@ from private_pypi_core.upload_client import (
 
 DEFAULT_JOBS = 4  # uploads at once: enough to hide round trips, few enough for a small server
 MAX_JOBS = 16
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -81,21 +86,41 @@ class Summary:
 
 def find_distributions(folder: Path) -> tuple[list[LocalFile], list[tuple[str, str]]]:
     """The wheels and sdists under ``folder``, sorted, and the other files with why they are
-    left out. Hidden files and folders (``.git``, temp files) are passed over in silence."""
+    left out. Hidden files and folders (``.git``, temp files) are passed over in silence.
+    Only regular files are sent: a symbolic link is not followed (to ``/etc/passwd``, say),
+    and a FIFO or a device is not read."""
     found: list[LocalFile] = []
     others: list[tuple[str, str]] = []
-    for top, folders, files in os.walk(folder):
+    for top, folders, files in os.walk(folder):  # it goes into no linked folder
         folders[:] = sorted(name for name in folders if not name.startswith("."))
-        for filename in sorted(files):
+        linked = [name for name in folders if (Path(top) / name).is_symlink()]
+        for filename in sorted([*files, *linked]):
             path = Path(top) / filename
-            if filename.startswith(".") or not path.is_file():
+            if filename.startswith("."):
                 continue
             name = path.relative_to(folder).as_posix()
-            try:
-                found.append(LocalFile(path, name, parse_dist_filename(filename)))
-            except BadRequest as error:
-                others.append((name, str(error)))
+            why = _not_regular(path)
+            if not why:
+                try:
+                    found.append(LocalFile(path, name, parse_dist_filename(filename)))
+                except BadRequest as error:
+                    why = str(error)
+            if why:
+                others.append((name, why))
     return found, others
+
+
+def _not_regular(path: Path) -> str:
+    """What ``path`` is, when it is not a regular file: why it is left out."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError as error:
+        return f"cannot read it: {error.strerror}"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link, not followed: only files in the folder are sent"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return ""
 
 
 def import_files(
@@ -164,10 +189,46 @@ def _import_one(
     if stop.is_set():
         return None
     try:
-        with file.path.open("rb") as stream:
-            sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
-    except OSError as error:  # removed or unreadable since the folder was listed
+        with _opened(file.path) as (stream, length):
+            sha256 = _sha256(stream, length)
+            return _publish(file, stream, length, sha256, client, listings)
+    except LocalFileError as error:
+        return Answer(Outcome.FAILED, f"{error}; it was not published")
+    except OSError as error:  # removed, unreadable or replaced since the folder was listed
         return Answer(Outcome.FAILED, f"cannot read it: {error}")
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """The regular file at ``path`` open for reading, and its length. Not through a symbolic
+    link (put there since the folder was listed), and never waiting for a FIFO's writer."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise LocalFileError("it is no longer a regular file")
+        yield stream, info.st_size
+
+
+def _sha256(stream: BinaryIO, length: int) -> str:
+    """The sha256 of the ``length`` bytes ``stream`` holds: the very bytes then sent."""
+    digest = hashlib.sha256()
+    reader = ExactReader(stream, length)
+    while chunk := reader.read(CHUNK_BYTES):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _publish(
+    file: LocalFile,
+    stream: BinaryIO,
+    length: int,
+    sha256: str,
+    client: UploadClient,
+    listings: _Listings | None,
+) -> Answer:
+    """Send ``file`` (``stream``) unless the server lists it; a conflict when it lists
+    another file of its name."""
     if listings is not None:
         try:
             listed = listings.files(file.dist.project)
@@ -184,10 +245,7 @@ def _import_one(
                 f"the server has another file of this name (its sha256 {known}, this file's "
                 f"{sha256}); a published file never changes, so this one was not sent",
             )
-    try:
-        return client.upload(file.path, file.dist, sha256)
-    except OSError as error:  # the server's failures are ServerError, not OSError
-        return Answer(Outcome.FAILED, f"cannot read it: {error}")
+    return client.upload(stream, length, file.dist, sha256)
 
 
 class _Listings:
@@ -240,30 +298,22 @@ def import_dists(
     conflict, reported and not sent. Exits 1 when a file failed or conflicted.
     """
     auth = credential(repository, secret, secret_env)
-    server = _server_url(url)
     files, others = find_distributions(dir)
     for name, why in others:
-        typer.echo(f"left out: {name}: {why}", err=True)
+        typer.echo(printable(f"left out: {name}: {why}"), err=True)
     if not files:
         raise ConfigError(f"{dir} holds no wheel (.whl) or sdist (.tar.gz, .zip)")
-    client = UploadClient(server, auth)
+    client = UploadClient(url, auth)
     with progress_bar("Importing", "files") as progress:
         summary = import_files(files, client, jobs=jobs, progress=progress, report=_say)
     left_out = f" Left out {len(others)} other file{'s' * (len(others) > 1)}." if others else ""
-    typer.echo(f"Imported {dir} into {repository!r}: {summary.line()}{left_out}")
+    typer.echo(printable(f"Imported {dir} into {repository!r}: {summary.line()}{left_out}"))
     if not summary.all_good:
         raise typer.Exit(1)
 
 
 def _say(line: str) -> None:
     # print finds sys.stderr when called, which the bar replaces to show lines above itself;
-    # typer.echo would write to the terminal beneath the bar, mangling both.
-    print(line, file=sys.stderr, flush=True)
-
-
-def _server_url(url: str) -> str:
-    """The server's base URL; the index URL (``.../simple/``) that twine takes works too."""
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"--url must be the server's http(s) URL, e.g. {DEFAULT_URL}: {url!r}")
-    return url.rstrip("/").removesuffix("/simple")
+    # typer.echo would write to the terminal beneath the bar, mangling both. The line quotes
+    # file names and the server's words: neither may drive the terminal.
+    print(printable(line), file=sys.stderr, flush=True)

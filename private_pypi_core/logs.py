@@ -2,9 +2,10 @@
 wrote, access lines in Apache's combined format) or ``json`` (one JSON object per line, for
 the server's own lines and access lines alike, for log collectors).
 
-Secrets never reach a log line: access lines are built from a request's address, the
-repository its credential opened, its path and a query string whose secrets are masked
-(``web.access_log``), never from its headers but Referer (masked too) and User-Agent.
+Credentials never reach a log line: access lines are built from a request's address, the
+repository its credential opened, its path and query string with what looks like a secret
+masked (``web.access_log``), never from its headers but the Referer's origin and User-Agent
+(masked too).
 """
 
 from __future__ import annotations

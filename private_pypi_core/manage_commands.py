@@ -14,10 +14,18 @@ import typer
 from private_pypi_core.audit import AuditLog, describe
 from private_pypi_core.backend import check_repository_name
 from private_pypi_core.errors import ConfigError
-from private_pypi_core.server_client import call, call_json
+from private_pypi_core.printable import printable
+from private_pypi_core.server_client import DEFAULT_URL, call, call_json, server_url
 from private_pypi_core.tokens import PREFIX, TOKEN_USERNAME, parse_lifetime
 
-ServerUrl = Annotated[str, typer.Option("--url", help="The server, e.g. https://pypi.example.com.")]
+ServerUrl = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        help="The server, e.g. https://pypi.example.com (no secret in it: see --secret_env).",
+        callback=server_url,
+    ),
+]
 RepositoryName = Annotated[
     str, typer.Option("--repository", help="The package repository (the username).")
 ]
@@ -30,7 +38,6 @@ SecretEnv = Annotated[
 ]
 Project = Annotated[str, typer.Argument(help="The project, e.g. my-package.")]
 Target = Annotated[str, typer.Argument(help="A version (all its files) or one filename.")]
-DEFAULT_URL = "http://127.0.0.1:8888"
 
 
 def secret_from(secret: str | None, secret_env: str | None) -> str:
@@ -61,7 +68,7 @@ def yank(
     """Yank files (PEP 592): installers skip them unless a version pins them exactly."""
     form = {"project": project, "target": target, "reason": reason}
     auth = credential(repository, secret, secret_env)
-    typer.echo(call("POST", url, "yank", auth, form).text, nl=False)
+    _echo(call("POST", url, "yank", auth, form).text)
 
 
 def unyank(
@@ -75,7 +82,7 @@ def unyank(
     """Undo a yank."""
     form = {"project": project, "target": target}
     auth = credential(repository, secret, secret_env)
-    typer.echo(call("POST", url, "unyank", auth, form).text, nl=False)
+    _echo(call("POST", url, "unyank", auth, form).text)
 
 
 def status(
@@ -95,7 +102,7 @@ def status(
     Needs the write secret: a token never changes a status."""
     form = {"project": project, "status": status, "reason": reason}
     auth = credential(repository, secret, secret_env)
-    typer.echo(call("POST", url, "_/status", auth, form).text, nl=False)
+    _echo(call("POST", url, "_/status", auth, form).text)
 
 
 token_app = typer.Typer(
@@ -137,8 +144,8 @@ def create_token(
         "note": note,
     }
     created = call_json("POST", url, "_/tokens", credential(repository, secret, secret_env), form)
-    typer.echo(created["token"])
-    typer.echo(
+    _echo(created["token"])
+    _echo(
         f"token {created['id']}: {', '.join(created['scopes'])}"
         f"{' for ' + ', '.join(created['projects']) if created['projects'] else ''}"
         f", expires {created['expires'] or 'never'}",
@@ -157,7 +164,7 @@ def list_tokens(
     listing = call_json("GET", url, "_/tokens", credential(repository, secret, secret_env))
     for token in listing["tokens"]:
         projects = f" projects={','.join(token['projects'])}" if token["projects"] else ""
-        typer.echo(
+        _echo(
             f"{token['id']} scopes={','.join(token['scopes'])}{projects} "
             f"expires={token['expires'] or 'never'} by={token['created_by']!r} "
             f"note={token['note']!r}"
@@ -174,7 +181,13 @@ def revoke_token(
 ) -> None:
     """Revoke a token: every server on the store refuses it within one sync interval."""
     auth = credential(repository, secret, secret_env)
-    typer.echo(call("POST", url, "_/tokens/revoke", auth, {"id": token_id}).text, nl=False)
+    _echo(call("POST", url, "_/tokens/revoke", auth, {"id": token_id}).text)
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """Print what a server answered, line by line: its words cannot drive the terminal."""
+    for line in text.splitlines():
+        typer.echo(printable(line), err=err)
 
 
 def audit(
@@ -195,7 +208,7 @@ def audit(
         repository, project=project, since=_since(since) if since else None
     )
     for event in events:
-        typer.echo(json.dumps(event) if as_json else describe(event))
+        typer.echo(json.dumps(event) if as_json else printable(describe(event)))
 
 
 def _since(text: str) -> datetime:

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import requests
@@ -20,6 +19,7 @@ import requests
 from private_pypi_core.backend import DistFile
 from private_pypi_core.dists import normalize_project
 from private_pypi_core.errors import ServerError
+from private_pypi_core.server_client import without_user_info
 
 JSON_PAGE = "application/vnd.pypi.simple.v1+json"  # PEP 691
 ATTEMPTS = 3  # per request; an upload is safe to repeat (the same bytes again succeed)
@@ -84,8 +84,10 @@ class UploadClient:
         except (ValueError, KeyError, TypeError) as error:
             raise ServerError(_not_json(response, error)) from None
 
-    def upload(self, path: Path, dist: DistFile, sha256: str) -> Answer:
-        """Publish the file at ``path``, streamed as it is read: memory stays flat."""
+    def upload(self, stream: BinaryIO, length: int, dist: DistFile, sha256: str) -> Answer:
+        """Publish ``dist``, the ``length`` bytes of ``stream`` (all it holds, of sha256
+        ``sha256``), streamed as they are read: memory stays flat. ``LocalFileError`` when
+        they cannot be read, or are not ``length`` bytes: nothing was published."""
         fields = {
             ":action": "file_upload",
             "protocol_version": "1",
@@ -95,7 +97,10 @@ class UploadClient:
             "sha256_digest": sha256,
         }
         response = self._send(
-            "POST", f"{self.url}/simple/", form=lambda: _Form(fields, path), timeout=UPLOAD_TIMEOUT
+            "POST",
+            f"{self.url}/simple/",
+            form=lambda: _Form(fields, dist.filename, stream, length),
+            timeout=UPLOAD_TIMEOUT,
         )
         if response.ok:
             # The server answers "Published <filename>", or "<filename> is already stored".
@@ -123,7 +128,7 @@ class UploadClient:
         try:
             return self._attempt(method, url, timeout, form)
         except requests.RequestException as error:
-            raise ServerUnreachable(f"cannot reach {url}: {error}") from None
+            raise ServerUnreachable(f"cannot reach {without_user_info(url)}: {error}") from None
 
     def _attempt(
         self,
@@ -133,19 +138,15 @@ class UploadClient:
         form: Callable[[], _Form] | None,
     ) -> requests.Response:
         body = form() if form is not None else None  # a new one each time: it is read once
-        try:
-            return self._session().request(
-                method,
-                url,
-                data=body,
-                headers=_headers(body),
-                auth=self.credential,
-                timeout=timeout,
-                allow_redirects=False,
-            )
-        finally:
-            if body is not None:
-                body.close()
+        return self._session().request(
+            method,
+            url,
+            data=body,
+            headers=_headers(body),
+            auth=self.credential,
+            timeout=timeout,
+            allow_redirects=False,
+        )
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -161,11 +162,54 @@ def _headers(body: _Form | None) -> dict[str, str]:
 
 
 def _refusal(response: requests.Response) -> str:
-    return f"{response.url} answered {response.status_code}: {response.text.strip()}"
+    url = without_user_info(response.url)
+    return f"{url} answered {response.status_code}: {response.text.strip()}"
 
 
 def _not_json(response: requests.Response, error: Exception) -> str:
-    return f"{response.url} answered a page that is not PEP 691 JSON ({error}): is it private-pypi?"
+    return (
+        f"{without_user_info(response.url)} answered a page that is not PEP 691 JSON "
+        f"({error}): is it private-pypi?"
+    )
+
+
+class LocalFileError(Exception):
+    """The file to send cannot be sent as it was measured: it changed length while it was
+    read (or its length lied, as a file of ``/proc`` does), or reading it failed. Not an
+    ``OSError``: requests would take that for a failed connection, and send it again."""
+
+
+class ExactReader:
+    """The ``length`` bytes of ``stream`` from where it is, which must be all it holds: the
+    bytes sent are the bytes counted in Content-Length, never more, never fewer."""
+
+    def __init__(self, stream: BinaryIO, length: int) -> None:
+        self._stream = stream
+        self._length = self._left = length
+        self._end_checked = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left == 0:
+            if not self._end_checked:
+                self._end_checked = True
+                if self._read(1):
+                    raise LocalFileError(
+                        f"it changed while it was read (it holds more than {self._length:,} bytes)"
+                    )
+            return b""
+        chunk = self._read(self._left if size < 0 else min(size, self._left))
+        if not chunk:
+            raise LocalFileError(
+                f"it changed while it was read ({self._left:,} of {self._length:,} bytes missing)"
+            )
+        self._left -= len(chunk)
+        return chunk
+
+    def _read(self, size: int) -> bytes:
+        try:
+            return self._stream.read(size)
+        except OSError as error:
+            raise LocalFileError(f"cannot read it: {error}") from None
 
 
 class _Form:
@@ -175,16 +219,21 @@ class _Form:
     Content-Length (its own ``files=`` would hold the whole file in memory).
     """
 
-    def __init__(self, fields: dict[str, str], path: Path) -> None:
+    def __init__(self, fields: dict[str, str], filename: str, stream: BinaryIO, length: int):
         boundary = secrets.token_hex(16)
         head = b"".join(
             _part_head(boundary, name) + value.encode() + b"\r\n" for name, value in fields.items()
         )
-        head += _part_head(boundary, "content", path.name)
+        head += _part_head(boundary, "content", filename)
         tail = f"\r\n--{boundary}--\r\n".encode()
         self.content_type = f"multipart/form-data; boundary={boundary}"
-        self._parts: list[BinaryIO] = [io.BytesIO(head), path.open("rb"), io.BytesIO(tail)]
-        self._length = len(head) + path.stat().st_size + len(tail)
+        stream.seek(0)  # from the start, on every attempt
+        self._parts: list[io.BytesIO | ExactReader] = [
+            io.BytesIO(head),
+            ExactReader(stream, length),
+            io.BytesIO(tail),
+        ]
+        self._length = len(head) + length + len(tail)
 
     def __len__(self) -> int:
         return self._length
@@ -194,12 +243,8 @@ class _Form:
             chunk = self._parts[0].read(size)
             if chunk or size == 0:
                 return chunk
-            self._parts.pop(0).close()
+            self._parts.pop(0)
         return b""
-
-    def close(self) -> None:
-        for part in self._parts:
-            part.close()
 
 
 def _part_head(boundary: str, name: str, filename: str | None = None) -> bytes:

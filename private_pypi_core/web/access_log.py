@@ -8,12 +8,17 @@ the client's address, ``-``, the repository the request's credential opened (``-
 or for an anonymous read), the time of arrival, the request line, the status, the body's bytes
 (``-`` for none), Referer, User-Agent. In JSON, the same as fields (``logs.JsonFormatter``).
 
-A credential is never written: not the Authorization header nor a cookie (no header is, but
-Referer and User-Agent), not a username a request claimed (only a repository that opened).
-Query parameters named like a credential (``token``, ``secret``, ``password``, ``key``...) or
-holding a value shaped like one of ours (an API token, a generated secret) are logged as
-``name=REDACTED``; so is a Referer's query and user part. Quotes, backslashes, control and
-non-ASCII bytes are escaped as ``\\xHH``: a client cannot forge a line.
+A credential sent as one is never written: not the Authorization header nor a cookie (no
+header is, but Referer and User-Agent), not a username a request claimed (only a repository
+that opened). One sent by mistake elsewhere is masked as ``REDACTED`` where it is recognised:
+a path segment or User-Agent word shaped like one of ours (an API token, with or without its
+prefix; 40 hex digits or more, as a generated secret's 64; a long random-looking run of
+letters and digits), percent-encoded or not; a query parameter holding such a value, or named
+like a credential (``token``, ``password``, ``pass``, ``pin``, ``sig``, ``key``...), as
+``name=REDACTED`` (``&`` and ``;`` both separate them). Of a Referer, only its origin
+(``scheme://host:port``) is written. A secret of no recognisable shape elsewhere (a path,
+``?q=hunter2``) cannot be told from a search, and is written. Quotes, backslashes, control
+and non-ASCII bytes are escaped as ``\\xHH``: a client cannot forge a line.
 """
 
 from __future__ import annotations
@@ -24,14 +29,33 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from private_pypi_core.tokens import PREFIX as TOKEN_PREFIX
 
 MASK = "REDACTED"
-SECRET_NAME = re.compile(r"token|secret|passw|pwd|key|auth|session|credential|signature", re.I)
-# An API token, or a run of 40 hex digits or more (a generated secret has 64).
-SECRET_VALUE = re.compile(rf"{TOKEN_PREFIX}|[0-9a-fA-F]{{40,}}")
+# A parameter named like a credential: this anywhere in its name...
+SECRET_NAME = re.compile(
+    r"token|secret|passw|passphrase|passcode|pwd|credential|authori[sz]|oauth|session"
+    r"|signature|bearer|jwt|apikey|accesskey|privatekey",
+    re.I,
+)
+# ...or this as one of its words (``X-Api-Key``, ``pin``: not ``keyword`` nor ``shipping``).
+SECRET_WORD = re.compile(r"pass|pw|pin|sig|key|auth|cred|creds|otp|sid", re.I)
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_RUN = "[A-Za-z0-9+/_-]"  # base64 and base64url
+SECRET_VALUE = re.compile(
+    rf"{TOKEN_PREFIX}"  # an API token
+    r"|[0-9a-f]{12}_[A-Za-z0-9_-]{43}"  # one without its prefix
+    r"|[0-9a-fA-F]{40,}"  # a generated secret (64 hex digits), a hex digest
+    # 40 characters or more of base64 mixing capitals, small letters and digits: a random
+    # string (an API token's secret part); names and words rarely mix all three that long.
+    rf"|(?<!{_RUN})(?={_RUN}*[A-Z])(?={_RUN}*[a-z])(?={_RUN}*[0-9]){_RUN}{{40,}}"
+)
+DECODINGS = 2  # a value is checked as sent, and percent-decoded once and twice (%2570 is %70)
+_SEPARATORS = re.compile(r"([&;])")
+_SPACES = re.compile(r"(\s+)")
+_HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")  # a name or an address; urlsplit lowers it
 _UNSAFE = re.compile(rb"[^\x20\x21\x23-\x5b\x5d-\x7e]")  # all but printable ASCII, " and \
 
 
@@ -78,54 +102,94 @@ def access_entry(
     bytes ``seconds`` after it ``arrived``; ``user``: the repository its credential opened."""
     raw_path = scope.get("raw_path") or scope["path"].encode()
     query = scope.get("query_string", b"")
-    target = raw_path + b"?" + masked_query(query.decode("latin-1")).encode() if query else raw_path
-    referer = user_agent = b"-"
+    target = masked_path(raw_path.decode("latin-1"))
+    if query:
+        target += "?" + masked_query(query.decode("latin-1"))
+    referer = user_agent = "-"
     for name, value in scope.get("headers", ()):
         if name == b"referer":
-            referer = _masked_url(value.decode("latin-1")).encode("latin-1")
+            referer = origin(value.decode("latin-1"))
         elif name == b"user-agent":
-            user_agent = value
+            user_agent = masked_words(value.decode("latin-1"))
     client = scope.get("client")
     return AccessEntry(
         client=str(client[0]) if client else "-",
         user=user,
         arrived=arrived,
         method=_escaped(scope["method"].encode()),
-        target=_escaped(target),
+        target=_escaped(target.encode("latin-1")),
         protocol=f"HTTP/{scope.get('http_version', '1.1')}",
         status=status,
         sent=sent,
         seconds=seconds,
-        referer=_escaped(referer),
-        user_agent=_escaped(user_agent),
+        referer=_escaped(referer.encode("latin-1")),
+        user_agent=_escaped(user_agent.encode("latin-1")),
     )
+
+
+def masked_path(path: str) -> str:
+    """``path`` with every segment that holds a secret masked."""
+    return "/".join(MASK if holds_secret(segment) else segment for segment in path.split("/"))
 
 
 def masked_query(query: str) -> str:
     """``query`` with every parameter that may hold a credential masked."""
-    parts = []
-    for part in query.split("&"):
-        name, has_value, value = part.partition("=")
-        name_text, value_text = unquote_plus(name), unquote_plus(value)
-        if SECRET_VALUE.search(name_text):
-            part = MASK  # a bare secret, or one used as a name
-        elif has_value and (SECRET_NAME.search(name_text) or SECRET_VALUE.search(value_text)):
-            part = f"{name}={MASK}"
-        parts.append(part)
-    return "&".join(parts)
+    pieces = _SEPARATORS.split(query)
+    pieces[::2] = [_masked_parameter(piece) for piece in pieces[::2]]
+    return "".join(pieces)
 
 
-def _masked_url(url: str) -> str:
-    """A Referer without its user part, query or fragment."""
+def masked_words(text: str) -> str:
+    """``text`` (a User-Agent) with every word that may hold a credential masked, as a query
+    parameter would be (``token=REDACTED``)."""
+    pieces = _SPACES.split(text)
+    pieces[::2] = [_masked_parameter(piece) for piece in pieces[::2]]
+    return "".join(pieces)
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of an absolute http(s) URL (a Referer), without its user part,
+    path, query or fragment; ``REDACTED`` for anything else."""
     try:
         split = urlsplit(url)
-        host = split.hostname or ""
-        port = f":{split.port}" if split.port else ""
+        host, port = split.hostname, split.port
     except ValueError:
         return MASK
-    if not split.scheme:
-        return split.path or "-"
-    return f"{split.scheme}://{host}{port}{split.path}" + (f"?{MASK}" if split.query else "")
+    if split.scheme not in ("http", "https") or not host or not _HOST.fullmatch(host):
+        return MASK
+    if holds_secret(host):
+        return MASK
+    host = f"[{host}]" if ":" in host else host
+    return f"{split.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def holds_secret(text: str) -> bool:
+    """Whether ``text`` holds a value shaped like a secret, as it is or percent-decoded."""
+    for _ in range(DECODINGS):
+        if SECRET_VALUE.search(text):
+            return True
+        decoded = unquote(text)
+        if decoded == text:
+            return False
+        text = decoded
+    return SECRET_VALUE.search(text) is not None
+
+
+def named_secret(name: str) -> bool:
+    """Whether a parameter called ``name`` is named like a credential."""
+    if SECRET_NAME.search(name):
+        return True
+    return any(SECRET_WORD.fullmatch(word) for word in _WORDS.findall(name))
+
+
+def _masked_parameter(part: str) -> str:
+    name, has_value, value = part.partition("=")
+    name_text = unquote_plus(name)
+    if holds_secret(name_text):
+        return MASK  # a bare secret, or one used as a name
+    if has_value and (named_secret(name_text) or holds_secret(unquote_plus(value))):
+        return f"{name}={MASK}"
+    return part
 
 
 def _escaped(raw: bytes) -> str:

@@ -6,9 +6,11 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -412,3 +414,110 @@ def test_update_index_on_a_store_that_fails_says_so_in_one_line(tmp_path: Path) 
     assert result.stderr.startswith("Error: the package storage failed:")
     assert "Traceback" not in result.stderr
     assert "s3cret" not in result.stderr
+
+
+SERVER_COMMANDS = {  # every command that talks to a server, with its own arguments
+    "import": ["import", "{folder}", "--repository", "local"],
+    "token list": ["token", "list", "--repository", "local"],
+    "token create": ["token", "create", "--repository", "local", "--scope", "read"],
+    "yank": ["yank", "alpha", "1.0", "--repository", "local"],
+    "status": ["status", "alpha", "archived", "--repository", "local"],
+}
+
+
+def server_command(name: str, tmp_path: Path, *flags: str) -> list[str]:
+    folder = tmp_path / "packages"
+    if not folder.exists():
+        make_wheel(folder, "alpha", "1.0")
+    return [arg.format(folder=folder) for arg in SERVER_COMMANDS[name]] + list(flags)
+
+
+@pytest.mark.parametrize("command", SERVER_COMMANDS)
+def test_a_url_holding_a_secret_is_refused_and_the_secret_never_printed(
+    tmp_path: Path, command: str
+) -> None:
+    secret = hashlib.sha256(b"the write secret").hexdigest()
+    env = clean_environ(WS=secret)
+    port = free_port()  # nothing listens: nothing may be sent either
+    for url in (
+        f"http://local:{secret}@127.0.0.1:{port}",
+        f"http://{secret}@127.0.0.1:{port}/simple/",
+        f"ftp://user:{secret}@127.0.0.1:{port}",
+        f"http:local:{secret}@127.0.0.1:{port}",
+        f"local:{secret}@127.0.0.1:{port}",
+    ):
+        args = server_command(command, tmp_path, "--secret_env", "WS", "--url", url)
+        result = run(*args, env=env)
+        assert_one_line_error(result, "--url must not hold a user name or secret", "--secret_env")
+        assert secret not in result.stdout + result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("command", SERVER_COMMANDS)
+def test_a_url_that_does_not_parse_or_has_a_query_exits_2_and_says_why(
+    tmp_path: Path, command: str
+) -> None:
+    cases = {
+        "http://[::1": "--url is not a URL",
+        "http://127.0.0.1:99999": "--url is not a URL",
+        "http://127.0.0.1:8888/?token=s3cret-in-the-query": "without a query or fragment",
+        "http://127.0.0.1:8888/#x": "without a query or fragment",
+        "ftp://127.0.0.1:8888": "--url must be the server's http(s) URL",
+        "127.0.0.1:8888": "--url must be the server's http(s) URL",
+    }
+    for url, message in cases.items():
+        result = run(*server_command(command, tmp_path, "--secret", "s3cret", "--url", url))
+        assert_one_line_error(result, message)
+        assert "s3cret-in-the-query" not in result.stderr
+
+
+class HostileServer(ThreadingHTTPServer):
+    """A server whose every answer tries to drive the terminal of whoever prints it."""
+
+    WORDS = "\x1b]0;owned\x07\x1b[2J\rbad\u202etxt.exe\nuploaded: forged line"
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HostileHandler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _HostileHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self._answer(403)  # "may not read": import sends every file
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer(400)
+
+    def _answer(self, status: int) -> None:
+        body = HostileServer.WORDS.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[HostileServer]:
+    server = HostileServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("command", SERVER_COMMANDS)
+def test_what_a_server_answers_is_printed_escaped_and_cannot_drive_the_terminal(
+    tmp_path: Path, command: str, hostile_server: HostileServer
+) -> None:
+    args = server_command(command, tmp_path, "--secret", "s3cret", "--url", hostile_server.url)
+    result = run(*args)
+    assert result.returncode in (1, 2), result
+    printed = result.stdout + result.stderr
+    for raw in ("\x1b", "\x07", "\r", "\u202e"):
+        assert raw not in printed, repr(printed)
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\rbad\\u202etxt.exe\\nuploaded: forged line" in printed
+    assert not any(line.startswith("uploaded:") for line in printed.splitlines())

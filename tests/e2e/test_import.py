@@ -4,9 +4,13 @@ reported while the rest goes through."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -14,7 +18,7 @@ from private_pypi_core import upload_client
 from private_pypi_core.backend import DistFile
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.importer import find_distributions, import_files
-from private_pypi_core.upload_client import Answer, UploadClient
+from private_pypi_core.upload_client import Answer, LocalFileError, Outcome, UploadClient
 from tests.core.test_cli import clean_environ, run
 from tests.dists import make_sdist, make_wheel
 from tests.e2e.clients import (
@@ -156,8 +160,8 @@ class StopsServer(UploadClient):
         self.server = server
         self.left = after_uploads
 
-    def upload(self, path: Path, dist: DistFile, sha256: str) -> Answer:
-        answer = super().upload(path, dist, sha256)
+    def upload(self, stream: BinaryIO, length: int, dist: DistFile, sha256: str) -> Answer:
+        answer = super().upload(stream, length, dist, sha256)
         self.left -= 1
         if self.left == 0:
             self.server.stop()
@@ -269,3 +273,105 @@ def test_the_audit_trail_names_each_imported_file(server: RunningServer, tmp_pat
     events = [json.loads(line) for line in audit_lines(server)]
     assert sorted(event["filename"] for event in events) == sorted(p.name for p in dists)
     assert {event["action"] for event in events} == {"upload"}
+
+
+def test_links_fifos_and_other_files_not_regular_are_left_out_and_never_read(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "packages"
+    good = make_wheel(folder, "alpha", "1.0")
+    (folder / "x-1.0-py3-none-any.whl").symlink_to("/etc/passwd")
+    (folder / "envpkg-1.0.tar.gz").symlink_to("/proc/self/environ")  # the importer's secret
+    (folder / "inside-1.0-py3-none-any.whl").symlink_to(good)
+    make_wheel(tmp_path / "elsewhere", "beta", "1.0")
+    (folder / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    os.mkfifo(folder / "fifo-1.0.tar.gz")  # reading it would wait for a writer forever
+    result = import_into(server, folder)
+    assert result.returncode == 0, report(result)
+    assert result.stdout.strip().endswith(
+        "1 uploaded, 0 skipped (already there), 0 conflicting, 0 failed. Left out 5 other files."
+    )
+    link = "a symbolic link, not followed: only files in the folder are sent"
+    assert sorted(result.stderr.splitlines()) == [
+        f"left out: envpkg-1.0.tar.gz: {link}",
+        "left out: fifo-1.0.tar.gz: not a regular file",
+        f"left out: inside-1.0-py3-none-any.whl: {link}",
+        f"left out: linked: {link}",
+        f"left out: x-1.0-py3-none-any.whl: {link}",
+    ]
+    assert_listed(server, "alpha", [good])
+    for project in ("x", "envpkg", "inside", "beta", "fifo"):
+        assert project_links(server, project) == {}, project
+    log = server.log()
+    assert "root:" not in log and SECRET_VARIABLE not in log
+    assert server.secret("local", "write") not in log
+
+
+def test_a_file_longer_than_its_measured_length_is_never_sent_past_it(
+    server: RunningServer,
+) -> None:
+    # A file of /proc measures 0 bytes and holds more: what follows its length must never
+    # reach the server, which would take it for a request of its own.
+    smuggled = b"GET /simple/smuggled-request/ HTTP/1.1\r\nHost: x\r\n\r\nSECRET=hunter2\0"
+    client = UploadClient(server.url, ("local", server.secret("local", "write")))
+    dist = parse_dist_filename("envpkg-1.0.tar.gz")
+    empty = hashlib.sha256(b"").hexdigest()
+    with pytest.raises(LocalFileError, match="changed while it was read"):
+        client.upload(io.BytesIO(smuggled), 0, dist, empty)
+    assert project_links(server, "envpkg") == {}
+    assert "smuggled-request" not in server.log() and "hunter2" not in server.log()
+
+
+class ChangesFile(UploadClient):
+    """A client whose file changes (``grows`` or not) between its hash and its upload."""
+
+    def __init__(self, server: RunningServer, folder: Path, grows: bool) -> None:
+        super().__init__(server.url, ("local", server.secret("local", "write")))
+        self.folder = folder
+        self.grows = grows
+
+    def upload(self, stream: BinaryIO, length: int, dist: DistFile, sha256: str) -> Answer:
+        if dist.project == "alpha":
+            path = self.folder / dist.filename
+            with path.open("r+b") as changed:
+                if self.grows:
+                    changed.seek(0, os.SEEK_END)
+                    changed.write(b"more")
+                else:
+                    changed.truncate(length // 2)
+        return super().upload(stream, length, dist, sha256)
+
+
+@pytest.mark.parametrize("grows", [True, False], ids=["grows", "shrinks"])
+def test_a_file_that_changes_while_it_is_sent_fails_alone_and_is_not_published(
+    server: RunningServer, tmp_path: Path, grows: bool
+) -> None:
+    folder = tmp_path / "packages"
+    make_wheel(folder, "alpha", "1.0")
+    other = make_wheel(folder, "beta", "1.0")
+    files, _ = find_distributions(folder)
+    reported: list[str] = []
+    client = ChangesFile(server, folder, grows)
+    summary = import_files(files, client, jobs=1, report=reported.append)
+    assert [file.dist.project for file in summary.done[Outcome.FAILED]] == ["alpha"]
+    assert len(reported) == 1 and "changed while it was read" in reported[0], reported
+    assert "it was not published" in reported[0]
+    assert project_links(server, "alpha") == {}
+    assert_listed(server, "beta", [other])
+
+
+def test_names_and_server_words_cannot_drive_the_terminal(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "packages"
+    make_wheel(folder, "alpha", "1.0")
+    (folder / "evil\x1b[31m\r\nfake\u202etxt.whl").write_text("not a wheel")
+    (folder / "bad\x1b]0;t\x07-1.0.tar.gz").write_text("")
+    result = import_into(server, folder)
+    assert result.returncode == 0, report(result)
+    for raw in ("\x1b", "\x07", "\r", "\u202e"):
+        assert raw not in result.stdout + result.stderr, repr(result.stderr)
+    lines = sorted(result.stderr.splitlines())
+    assert len(lines) == 2 and all(line.startswith("left out: ") for line in lines), lines
+    assert lines[0].startswith("left out: bad\\x1b]0;t\\x07-1.0.tar.gz: ")
+    assert lines[1].startswith("left out: evil\\x1b[31m\\r\\nfake\\u202etxt.whl: ")

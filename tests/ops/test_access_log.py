@@ -6,6 +6,7 @@ repository that answered, and not one secret anywhere in the log."""
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.hardening.support import HTTP_TIMEOUT, ServerSpec, auth, fs_table, wait_until
+from private_pypi_core.auth import generate_secret
+from tests.hardening.support import (
+    HTTP_TIMEOUT,
+    ServerSpec,
+    auth,
+    fs_table,
+    raw_get,
+    wait_until,
+)
 from tests.ops.support import bearer, json_lines, log_in, start
 from tests.server import RunningServer
 
@@ -84,6 +93,19 @@ def access_lines(site: Site, offset: int) -> list[Logged]:
     return logged
 
 
+def logged_parts(site: Site, offset: int) -> list[tuple[str, str, str]]:
+    """The path, Referer and User-Agent of each access line logged after ``offset``."""
+    log = site.server.log()[offset:]
+    if site.log_format == "json":
+        return [
+            (str(line["path"]), str(line["referer"]), str(line["user_agent"]))
+            for line in json_lines(log)
+            if line["logger"] == "gunicorn.access"
+        ]
+    matches = (COMBINED.fullmatch(line) for line in log.splitlines())
+    return [(m["path"], m["referer"], m["user_agent"]) for m in matches if m is not None]
+
+
 def exchange(
     server: RunningServer, method: str, path: str, user: str, **kwargs: object
 ) -> Exchange:
@@ -141,3 +163,70 @@ def test_one_line_per_request_naming_the_repository_and_no_secret(site: Site) ->
     log = server.log()
     for name, secret in {"read": read, "write": write, "token": token, "cookie": cookie}.items():
         assert secret not in log, f"the {name} secret is in the log"
+
+
+def test_a_secret_put_by_mistake_in_a_path_query_referer_or_user_agent_is_masked(
+    site: Site,
+) -> None:
+    server = site.server
+    created = requests.post(
+        f"{server.url}/_/tokens/",
+        data={"scopes": "read"},
+        headers=auth("local", server.secret("local", "write")),
+        timeout=HTTP_TIMEOUT,
+    )
+    assert created.status_code == 201, created.text
+    token = created.json()["token"]
+    without_prefix = token.removeprefix("pypp_")
+    generated = generate_secret()  # what init_pkg_repo and the embedded default make
+    chosen = {  # values of parameters named like a credential: no shape tells them
+        name: f"{name}{secrets.token_hex(4)}"
+        for name in ("password", "pass", "pw", "passphrase", "pin", "jwt", "sig", "bearer")
+    }
+    named = "&".join(f"{name}={value}" for name, value in chosen.items())
+    ordinary = ("-", "pip/24.0")
+    # What is sent (target, Referer, User-Agent), and what the line says of it.
+    sent = {
+        (f"/simple/{generated}/", *ordinary): ("/simple/REDACTED/", *ordinary),
+        (f"/{token}", *ordinary): ("/REDACTED", *ordinary),
+        (f"/simple/%70ypp_{without_prefix}/", *ordinary): ("/simple/REDACTED/", *ordinary),
+        (f"/simple/local:{generated}@x/", *ordinary): ("/simple/REDACTED/", *ordinary),
+        ("/simple/?q=widget&page=2", *ordinary): ("/simple/?q=widget&page=2", *ordinary),
+        (f"/simple/?x=1;password={generated}&{named}&x={without_prefix}", *ordinary): (
+            "/simple/?x=1;password=REDACTED&"
+            + "&".join(f"{name}=REDACTED" for name in chosen)
+            + "&x=REDACTED",
+            *ordinary,
+        ),
+        ("/healthz", f"local:{generated}@evil.example/p", "pip/24.0"): (
+            "/healthz",
+            "REDACTED",
+            "pip/24.0",
+        ),
+        ("/healthz", f"http:local:{generated}@evil", "pip/24.0"): (
+            "/healthz",
+            "REDACTED",
+            "pip/24.0",
+        ),
+        ("/healthz", f"https://ci.example:8443/job/x:{generated}?a=b", "pip/24.0"): (
+            "/healthz",
+            "https://ci.example:8443",
+            "pip/24.0",
+        ),
+        ("/healthz", "-", f"pip/1 token={generated} {without_prefix}"): (
+            "/healthz",
+            "-",
+            "pip/1 token=REDACTED REDACTED",
+        ),
+    }
+    assert wait_until(lambda: any(part[0] == "/_/tokens/" for part in logged_parts(site, 0)))
+    offset = len(server.log())
+    for target, referer, user_agent in sent:
+        headers = {"User-Agent": user_agent} | ({"Referer": referer} if referer != "-" else {})
+        assert raw_get(server.port, target, headers) is not None, target
+    assert wait_until(lambda: len(logged_parts(site, offset)) >= len(sent)), server.log()
+    assert logged_parts(site, offset) == list(sent.values())
+
+    log = server.log()
+    for secret in (generated, token, without_prefix, *chosen.values()):
+        assert secret not in log, f"{secret} is in the log"
