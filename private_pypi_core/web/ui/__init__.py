@@ -8,6 +8,7 @@ repository's anonymous read).
   core metadata rendered as pypi.org does), and its versions and files, newest first.
 - ``GET /static/style.css``: the stylesheet.
 
-``views`` computes what a page shows from the index, ``description`` renders descriptions,
-``render`` holds the templates, ``resources`` answers the requests.
+``views`` computes what a page shows from the index, ``description`` renders descriptions
+(``limits`` tells those that would cost too much), ``render`` holds the templates,
+``resources`` answers the requests.
 """

@@ -20,8 +20,8 @@ from private_pypi_core.web.conditional import not_modified
 from private_pypi_core.web.json_api import latest_version, metadata_source
 from private_pypi_core.web.redirects import plain
 from private_pypi_core.web.runtime import Runtime
-from private_pypi_core.web.simple import Upload
-from private_pypi_core.web.ui.description import Description, DescriptionCache, describe
+from private_pypi_core.web.simple import Upload, read_stored
+from private_pypi_core.web.ui.description import Description, DescriptionCache
 from private_pypi_core.web.ui.render import STYLESHEET, serve_page
 from private_pypi_core.web.ui.views import (
     SORTS,
@@ -122,23 +122,23 @@ class ProjectView:
     async def _description(
         self, repository: Repository, entries: Sequence[IndexEntry], version: str
     ) -> Description | None:
-        """The description of ``version``, from the cache or the store; ``None`` when it has
-        no core metadata or the store cannot give it now (the page shows without it)."""
+        """The description of ``version``; ``None`` when it has no core metadata or the store
+        cannot give it now (the page shows without it)."""
         source = metadata_source([entry for entry in entries if entry.version == version])
         if source is None or source.metadata_sha256 is None:
             return None
-        found = self.descriptions.get(source.metadata_sha256)
-        if found is not None:
-            return found
+        metadata = source.metadata_dist
         try:
-            found = await self.runtime.run(describe, repository, source)
+            return await self.descriptions.describe(
+                source.metadata_sha256,
+                lambda: self.runtime.run(read_stored, repository, metadata),
+                source.filename,
+            )
         except OSError as error:
             outages.store_failed(repository, error)
             return None
         except UserError:  # listed but no longer stored
             return None
-        self.descriptions.put(source.metadata_sha256, found)
-        return found
 
 
 class StylesheetFile:
