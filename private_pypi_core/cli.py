@@ -231,12 +231,20 @@ def _public_url(url: str) -> str:
 
 
 def _sync_before_serving(configuration: Configuration) -> None:
-    """Bring every local index up to date before the workers serve from it."""
+    """Bring every local index up to date before the workers serve from it. A repository
+    whose store fails is served from its local index; one never synced has none, and would
+    answer every name as unknown (sending clients to the extra index): that stops the start."""
     log = logging.getLogger("private_pypi_core.cli")
     for repository in configuration.repositories.values():
         try:
             repository.sync()
         except (OSError, UserError) as error:
+            if not repository.index_mtime():
+                cause = error.__cause__ or error
+                raise ConfigError(
+                    f"package repository {repository.name!r} was never synced and its store "
+                    f"cannot be reached ({cause}); there is nothing to serve it from"
+                ) from None
             log.warning(
                 "repository %s: serving the local index, the remote one failed: %s",
                 repository.name,

@@ -401,5 +401,5 @@ def test_a_store_that_cannot_be_opened_at_start_is_a_readable_error(tmp_path: Pa
     assert not [secret for secret in spec.admin.values() if secret in output]
     assert spec.secret("team", "read") not in output
     assert result.returncode == 2, output
-    assert output.startswith("Error: ") and "Traceback" not in output, output
+    assert ("\n" + output).count("\nError: ") == 1 and "Traceback" not in output, output
     assert "team" in output and "storage-file" in output, output
