@@ -20,8 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -32,8 +30,7 @@ import typer
 
 from private_pypi_core.backend import Backend, DistFile
 from private_pypi_core.errors import ConfigError
-from private_pypi_core.files import atomic_write, fsync_dir, remove_stale_temp_files
-from private_pypi_core.hashing import CHUNK_BYTES
+from private_pypi_core.files import atomic_write, atomic_write_stream, remove_stale_temp_files
 from private_pypi_core.index import IndexEntry, index_from_remote
 from private_pypi_core.metadata import COMPANION_SUFFIX
 from private_pypi_core.progress import Progress, progress_bar
@@ -229,19 +226,8 @@ def _copy(backend: Backend, copy: _Copy, path: Path) -> None:
     changes, so a file of the right size is that file)."""
     if path.is_file() and path.stat().st_size == copy.size:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as temp, backend.open_file(copy.dist) as stream:
-            shutil.copyfileobj(stream, temp, CHUNK_BYTES)
-            temp.flush()
-            os.fchmod(temp.fileno(), 0o644)
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with backend.open_file(copy.dist) as stream:
+        atomic_write_stream(path, stream)
 
 
 def export(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 # A file's identity and state: a file replaced by ``atomic_write`` never keeps all three.
 FileVersion = tuple[int, int, int]
@@ -21,11 +24,16 @@ def file_version(path: Path | str) -> FileVersion | None:
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data``: write a temp file beside it, fsync, rename, fsync dir."""
+    atomic_write_stream(path, io.BytesIO(data), mode=mode)
+
+
+def atomic_write_stream(path: Path, stream: BinaryIO, *, mode: int = 0o644) -> None:
+    """``atomic_write`` of what ``stream`` holds, copied in chunks (never whole in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
+            shutil.copyfileobj(stream, temp, 1 << 20)
             temp.flush()
             os.fchmod(temp.fileno(), mode)
             os.fsync(temp.fileno())

@@ -578,3 +578,26 @@ class PeakMemory:
     def growth_kib(self) -> int:
         """In the worker that rose most."""
         return max(status_kib(pid, "VmHWM") - self.before[pid] for pid in self.pids)
+
+
+SESSION_COOKIE = "private_pypi_session"
+
+
+def log_in(server: RunningServer, repository: str = "local") -> str:
+    """The session cookie a browser gets for the read secret."""
+    with requests.Session() as browser:
+        form = browser.get(f"{server.url}/login/", timeout=HTTP_TIMEOUT)
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None, form.text
+        response = browser.post(
+            f"{server.url}/login/",
+            data={
+                "repository": repository,
+                "secret": server.secret(repository, "read"),
+                "csrf": token.group(1),
+            },
+            allow_redirects=False,
+            timeout=HTTP_TIMEOUT,
+        )
+    assert response.status_code == 303, response.text
+    return response.cookies[SESSION_COOKIE]

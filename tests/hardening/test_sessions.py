@@ -4,38 +4,23 @@ age. Tried with a stolen cookie against a real server."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 import requests
 import tomli_w
 
-from tests.hardening.support import HTTP_TIMEOUT, ServerSpec, auth, fs_table
+from tests.hardening.support import (
+    HTTP_TIMEOUT,
+    SESSION_COOKIE,
+    ServerSpec,
+    auth,
+    fs_table,
+    log_in,
+)
 from tests.server import RunningServer
 
-SESSION_COOKIE = "private_pypi_session"
 CSRF_COOKIE = "private_pypi_login_csrf"
-
-
-def log_in(server: RunningServer, repository: str = "local") -> str:
-    """The session cookie a browser gets for the read secret."""
-    with requests.Session() as browser:
-        form = browser.get(f"{server.url}/login/", timeout=HTTP_TIMEOUT)
-        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
-        assert token is not None, form.text
-        response = browser.post(
-            f"{server.url}/login/",
-            data={
-                "repository": repository,
-                "secret": server.secret(repository, "read"),
-                "csrf": token.group(1),
-            },
-            allow_redirects=False,
-            timeout=HTTP_TIMEOUT,
-        )
-    assert response.status_code == 303, response.text
-    return response.cookies[SESSION_COOKIE]
 
 
 def reads(server: RunningServer, cookie: str) -> int:

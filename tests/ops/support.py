@@ -5,7 +5,6 @@ does."""
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -94,23 +93,3 @@ def break_store(folder: Path) -> Path:
 def mend_store(folder: Path, away: Path) -> None:
     folder.unlink()
     away.rename(folder)
-
-
-def log_in(server: RunningServer, repository: str) -> str:
-    """The session cookie a browser gets by logging in with the read secret."""
-    with requests.Session() as browser:
-        form = browser.get(f"{server.url}/login/", timeout=HTTP_TIMEOUT)
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-        assert csrf is not None, form.text
-        response = browser.post(
-            f"{server.url}/login/",
-            data={
-                "repository": repository,
-                "secret": server.secret(repository, "read"),
-                "csrf": csrf.group(1),
-            },
-            allow_redirects=False,
-            timeout=HTTP_TIMEOUT,
-        )
-    assert response.status_code == 303, response.text
-    return str(response.cookies["private_pypi_session"])

@@ -20,10 +20,11 @@ from tests.hardening.support import (
     ServerSpec,
     auth,
     fs_table,
+    log_in,
     raw_get,
     wait_until,
 )
-from tests.ops.support import bearer, json_lines, log_in, start
+from tests.ops.support import bearer, json_lines, start
 from tests.server import RunningServer
 
 COMBINED = re.compile(
