@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 VERSIONS = [f"1.0.{minor}" for minor in range(5)]
 DATE_TIME = (2024, 1, 1, 0, 0, 0)
@@ -101,8 +102,15 @@ def _zip_info(name: str, compress_type: int = zipfile.ZIP_DEFLATED) -> zipfile.Z
     return info
 
 
+def wheel_bytes(name: str, version: str, files: dict[str, bytes]) -> bytes:
+    """A small pure-Python wheel of ``files``, built in memory."""
+    buffer = io.BytesIO()
+    _write_wheel(buffer, name, version, files)
+    return buffer.getvalue()
+
+
 def _write_wheel(
-    path: Path,
+    target: Path | BinaryIO,
     name: str,
     version: str,
     files: dict[str, bytes],
@@ -122,7 +130,7 @@ def _write_wheel(
         f"{member},{_record_hash(hashlib.sha256(data).digest())},{len(data)}"
         for member, data in members.items()
     ]
-    with zipfile.ZipFile(path, "w") as wheel:
+    with zipfile.ZipFile(target, "w") as wheel:
         if big is not None:
             member, size = big
             record.append(f"{member},{_write_big_member(wheel, member, size)},{size}")

@@ -15,14 +15,17 @@ from importlib import metadata
 class Metric:
     key: str
     label: str
-    unit: str  # "rps", "ms", "s", "mbps" or "mb": how to format it
+    unit: str  # "rps", "ms", "s", "mbps", "mb" or "n" (a count): how to format it
     higher_is_better: bool
+    ratio: bool = True  # False where a quotient means nothing (counts of failures)
 
 
 METRICS = [
     Metric("update_index", "load corpus: `update_index` (s)", "s", False),
     Metric("update_index_again", "`update_index` again, nothing changed (s)", "s", False),
     Metric("cold_start", "cold start to first 200 on `/simple/` (s)", "s", False),
+    Metric("idle_rss", "idle, after a few requests: RSS, master + workers (MB)", "mb", False),
+    Metric("idle_pss", "idle, after a few requests: PSS, master + workers (MB)", "mb", False),
     Metric("root_rps", "`/simple/` req/s", "rps", True),
     Metric("root_p50", "`/simple/` p50 (ms)", "ms", False),
     Metric("root_p99", "`/simple/` p99 (ms)", "ms", False),
@@ -33,9 +36,41 @@ METRICS = [
     Metric("reval_p50", "304 revalidation p50 (ms)", "ms", False),
     Metric("reval_p99", "304 revalidation p99 (ms)", "ms", False),
     Metric("download", "{download} MB download (MB/s)", "mbps", True),
+    Metric(
+        "download_parallel",
+        "{download} MB download, {clients} parallel clients (MB/s, total)",
+        "mbps",
+        True,
+    ),
     Metric("upload_s", "{upload} MB upload (s)", "s", False),
     Metric("upload_rss", "{upload} MB upload: peak RSS, master + workers (MB)", "mb", False),
     Metric("upload_growth", "{upload} MB upload: RSS growth, peak - before (MB)", "mb", False),
+    Metric("small_uploads", "{small:,} small uploads, {threads} threads (uploads/s)", "rps", True),
+    Metric(
+        "small_uploads_failed",
+        "{small:,} small uploads: failed (not 2xx, or no answer)",
+        "n",
+        False,
+        ratio=False,
+    ),
+]
+SCALING_METRICS = [
+    Metric("update_index", "`update_index` of the store (s)", "s", False),
+    Metric("cold_start", "cold start to first 200 on `/simple/` (s)", "s", False),
+    Metric("single_upload", "one upload alone: median of {singles} (ms)", "ms", False),
+    Metric(
+        "concurrent_rate",
+        "{threads} uploaders at once, {per_thread} files each (uploads/s)",
+        "rps",
+        True,
+    ),
+    Metric(
+        "concurrent_failed",
+        "{threads} uploaders at once: failed (not 2xx, or no answer)",
+        "n",
+        False,
+        ratio=False,
+    ),
 ]
 SERVERS = ["ours", "pypiserver", "nginx"]
 
@@ -56,6 +91,9 @@ class SizeReport:
     files: int
     download_mb: int
     upload_mb: int
+    download_clients: int
+    small_uploads: int
+    upload_threads: int
     cells: dict[str, dict[str, Cell]] = field(
         default_factory=lambda: {server: {} for server in SERVERS}
     )
@@ -73,7 +111,32 @@ class SizeReport:
 
     def label(self, key: str) -> str:
         label = next(metric.label for metric in METRICS if metric.key == key)
-        return label.format(download=self.download_mb, upload=self.upload_mb)
+        return label.format(
+            download=self.download_mb,
+            upload=self.upload_mb,
+            clients=self.download_clients,
+            small=self.small_uploads,
+            threads=self.upload_threads,
+        )
+
+
+@dataclass
+class ScalingReport:
+    """Upload cost against index size, ours only: ``cells[files in the index][metric key]``."""
+
+    singles: int
+    threads: int
+    per_thread: int
+    cells: dict[int, dict[str, Cell]] = field(default_factory=dict)
+    remarks: list[str] = field(default_factory=list)
+
+    def set(self, files: int, key: str, cell: Cell) -> None:
+        self.cells.setdefault(files, {})[key] = cell
+
+    def label(self, metric: Metric) -> str:
+        return metric.label.format(
+            singles=self.singles, threads=self.threads, per_thread=self.per_thread
+        )
 
 
 def _format(value: float, unit: str) -> str:
@@ -83,6 +146,8 @@ def _format(value: float, unit: str) -> str:
         return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
     if unit == "s":
         return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+    if unit == "n":
+        return f"{value:,.0f}"
     return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
 
@@ -115,15 +180,36 @@ def markdown_table(report: SizeReport) -> str:
             _cell_text(cell, metric.unit, (server, metric.key) in report.marked)
             for server, cell in zip(SERVERS, (ours, pypi, nginx), strict=True)
         )
-        row = [report.label(metric.key), ours_text, pypi_text, _ratio(ours, pypi)]
-        rows.append([*row, nginx_text, _ratio(ours, nginx)])
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    lines = [_row(row, widths) for row in rows]
-    rule = ["-" * widths[0], *("-" * (width - 1) + ":" for width in widths[1:])]
-    lines.insert(1, _row(rule, widths))
+        pypi_ratio, nginx_ratio = (
+            _ratio(ours, other) if metric.ratio else "" for other in (pypi, nginx)
+        )
+        row = [report.label(metric.key), ours_text, pypi_text, pypi_ratio]
+        rows.append([*row, nginx_text, nginx_ratio])
     title = f"### {report.projects} projects, {report.files} files"
     footnotes = [f"- \\* {note}" for note in report.notes]
     footnotes += [f"- {remark}" for remark in report.remarks]
+    return _section(title, rows, footnotes)
+
+
+def scaling_table(report: ScalingReport) -> str:
+    """One column per index size, in the order measured."""
+    sizes = list(report.cells)
+    rows = [["metric (ours)", *(f"{size:,} files" for size in sizes)]]
+    for metric in SCALING_METRICS:
+        cells = [report.cells[size].get(metric.key) for size in sizes]
+        rows.append(
+            [report.label(metric), *(_cell_text(cell, metric.unit, False) for cell in cells)]
+        )
+    title = "### Upload cost against the size of the index (ours)"
+    return _section(title, rows, [f"- {remark}" for remark in report.remarks])
+
+
+def _section(title: str, rows: list[list[str]], footnotes: list[str]) -> str:
+    """``title``, the table of ``rows`` (the first is the header) and the footnotes."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = [_row(row, widths) for row in rows]
+    rule = ["-" * widths[0], *("-" * (width - 1) + ":" for width in widths[1:])]
+    lines.insert(1, _row(rule, widths))
     return "\n".join([title, "", *lines, *(["", *footnotes] if footnotes else [])]) + "\n"
 
 

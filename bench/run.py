@@ -1,4 +1,5 @@
-"""``python -m bench``: build the corpus, run each server in turn, drive it, print the table.
+"""``python -m bench``: build the corpus, run each server in turn, drive it, print the table;
+then ours alone against the size of its index (``bench.scaling``).
 
 Servers run one at a time (ours, nginx, pypiserver) so none competes with another for the
 cores; the load generator does share them with the server it drives.
@@ -14,14 +15,16 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 from bench.client import Http
+from bench.console import log
 from bench.corpus import VERSIONS, Corpus, ensure_corpus
 from bench.load import LoadSettings, Spec, pick_generator, run_load
+from bench.memory import SETTLE_SECONDS, WARM_CLIENTS, WARM_REQUESTS, idle_memory
 from bench.pages import (
     Page,
     check_revalidation,
@@ -30,9 +33,20 @@ from bench.pages import (
     request_headers,
     write_site,
 )
-from bench.report import Cell, SizeReport, load_average, machine, markdown_table
-from bench.servers import Server, prepare_ours, start_nginx, start_ours, start_pypiserver
+from bench.report import Cell, SizeReport, load_average, machine, markdown_table, scaling_table
+from bench.scaling import ScalingSettings, run_scaling, uploads_needed
+from bench.servers import (
+    Server,
+    prepare_ours,
+    running,
+    start_nginx,
+    start_ours,
+    start_pypiserver,
+    update_index,
+)
 from bench.transfer import download, upload
+from bench.uploads import Prepared, prepare, upload_all
+from bench.wheelsets import ensure_wheel_set
 
 FEW_REQUESTS = 200
 # A server whose single request takes longer than this share of the window gets a window
@@ -50,8 +64,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="Concurrent connections.")
     parser.add_argument("--workers", type=int, default=2, help="Workers of every server.")
     parser.add_argument("--downloads", type=int, default=10, help="Sequential 50 MB downloads.")
+    parser.add_argument(
+        "--download-clients",
+        type=int,
+        default=4,
+        help="Parallel clients, each making --downloads downloads (0: no parallel figure).",
+    )
     parser.add_argument("--download-mb", type=int, default=50, help="Size of the download file.")
     parser.add_argument("--upload-mb", type=int, default=1000, help="Size of the upload (MB).")
+    parser.add_argument(
+        "--small-uploads", type=int, default=1000, help="Small wheels uploaded (0: none)."
+    )
+    parser.add_argument("--upload-threads", type=int, default=8, help="Concurrent uploaders.")
+    parser.add_argument(
+        "--upload-window",
+        type=float,
+        default=60.0,
+        help="Seconds after which no new small upload starts (the rest are footnoted).",
+    )
+    parser.add_argument(
+        "--upload-index-sizes",
+        default="0,10000,100000",
+        help="Files already in ours' index when the upload cost is measured.",
+    )
+    parser.add_argument(
+        "--uploads-per-thread",
+        type=int,
+        default=25,
+        help="Files each concurrent uploader sends, per index size.",
+    )
+    parser.add_argument(
+        "--no-upload-scaling", action="store_true", help="Skip the upload cost per index size."
+    )
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--gzip", action="store_true", help="Send Accept-Encoding: gzip.")
     parser.add_argument("--no-nginx", action="store_true", help="Skip the nginx ceiling.")
@@ -69,31 +113,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextmanager
-def running(start: Callable[[], Server]) -> Iterator[Server]:
-    """A started server, stopped (its whole process group) however the block ends."""
-    server = start()
-    log(f"{server.name} up on port {server.port} (cold start {server.cold_start:.2f} s)")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class SizeRun:
     """Every measurement of one corpus size."""
 
-    def __init__(self, args: argparse.Namespace, corpus: Corpus, work: Path) -> None:
+    def __init__(
+        self, args: argparse.Namespace, corpus: Corpus, small: list[Prepared], work: Path
+    ) -> None:
         self.args = args
         self.corpus = corpus
+        self.small = small
         self.work = work
         self.settings = LoadSettings(
             pick_generator(args.loadgen), args.threads, args.connections, args.duration
@@ -105,6 +137,9 @@ class SizeRun:
             files=files,
             download_mb=args.download_mb,
             upload_mb=args.upload_mb,
+            download_clients=args.download_clients,
+            small_uploads=len(small),
+            upload_threads=args.upload_threads,
         )
         self.pages: list[Page] = []
         self.password = "bench-read-secret"  # ours' read secret, once known: one for all
@@ -129,17 +164,22 @@ class SizeRun:
         return self.report
 
     def ours(self) -> None:
-        setup = prepare_ours(self.work / "ours", self.corpus)
-        log(f"update_index: {self.report.files + 1} files in {setup.update_index_seconds:.2f} s")
-        self.report.set("ours", "update_index", Cell(setup.update_index_seconds))
-        log(f"update_index again, nothing changed: {setup.update_index_unchanged_seconds:.2f} s")
-        self.report.set("ours", "update_index_again", Cell(setup.update_index_unchanged_seconds))
+        big = self.corpus.download
+        setup = prepare_ours(self.work / "ours", [*self.corpus.files(), (big.project, big.path)])
+        seconds = update_index(setup)
+        log(f"update_index: {self.report.files + 1} files in {seconds:.2f} s")
+        self.report.set("ours", "update_index", Cell(seconds))
+        seconds = update_index(setup)
+        log(f"update_index again, nothing changed: {seconds:.2f} s")
+        self.report.set("ours", "update_index_again", Cell(seconds))
         self.password = setup.read_secret
-        with running(lambda: start_ours(setup, self.corpus, self.args.workers)) as server:
+        with running(lambda: start_ours(setup, self.args.workers, big)) as server:
+            self.memory(server)
             headers = request_headers(server, self.args.gzip)
             self.pages = fetch_pages(server, self.paths, headers)
             self.measure(server)
             self.upload(server, setup.write_secret)
+            self.small_uploads(server, setup.write_secret)
 
     def nginx(self) -> None:
         if shutil.which("nginx") is None:
@@ -155,10 +195,13 @@ class SizeRun:
                 self.work / "nginx", site, download_path, self.args.workers, self.password
             )
         ) as server:
+            self.memory(server)
             self.measure(server)
-        self.report.set("nginx", "upload_s", Cell(text="n/a"))
-        self.report.set("nginx", "upload_rss", Cell(text="n/a"))
-        self.report.set("nginx", "upload_growth", Cell(text="n/a"))
+        uploads = ["upload_s", "upload_rss", "upload_growth"]
+        if self.small:
+            uploads += ["small_uploads", "small_uploads_failed"]
+        for key in uploads:
+            self.report.set("nginx", key, Cell(text="n/a"))
 
     def pypiserver(self) -> None:
         with running(
@@ -166,11 +209,27 @@ class SizeRun:
                 self.work / "pypiserver", self.corpus, self.args.workers, self.password
             )
         ) as server:
+            self.memory(server)
             self.measure(server)
             if self.args.pypiserver_upload:
                 self.upload(server, self.password)
             else:
                 self.report.set("pypiserver", "upload_s", Cell(text="skipped"))
+            self.small_uploads(server, self.password)
+
+    def memory(self, server: Server) -> None:
+        """The idle tree, right after the start and a few page requests."""
+        memory = idle_memory(server, self.paths[:4])
+        log(
+            f"{server.name} idle: RSS {memory.rss_mb:.0f} MB, PSS {memory.pss_mb:.0f} MB "
+            f"({memory.processes} processes)"
+        )
+        self.report.set(server.name, "idle_rss", Cell(memory.rss_mb))
+        self.report.set(server.name, "idle_pss", Cell(memory.pss_mb))
+        if memory.processes != self.args.workers + 1:
+            self.report.note(
+                server.name, "idle_rss", f"{memory.processes} processes, not master + workers"
+            )
 
     def measure(self, server: Server) -> None:
         """Cold start, the three page loads and the downloads of one running server."""
@@ -183,6 +242,14 @@ class SizeRun:
         result = download(server, size, self.args.downloads)
         log(f"{server.name}: {result.count} downloads at {result.mb_per_s:,.0f} MB/s")
         self.report.set(server.name, "download", Cell(result.mb_per_s))
+        if self.args.download_clients > 0:
+            clients = self.args.download_clients
+            result = download(server, size, self.args.downloads, clients)
+            log(
+                f"{server.name}: {result.count} downloads, {clients} clients at once, "
+                f"{result.mb_per_s:,.0f} MB/s"
+            )
+            self.report.set(server.name, "download_parallel", Cell(result.mb_per_s))
 
     def load(self, server: Server, prefix: str, specs: list[Spec]) -> None:
         settings = self.settings
@@ -252,6 +319,28 @@ class SizeRun:
             f"in each), {result.rss_before_mb:.0f} MB before the upload."
         )
 
+    def small_uploads(self, server: Server, password: str) -> None:
+        """The small wheels, from ``--upload-threads`` uploaders at once."""
+        if not self.small:
+            return
+        result = upload_all(
+            server, password, self.small, self.args.upload_threads, self.args.upload_window
+        )
+        log(
+            f"{server.name}: {len(self.small)} small uploads, {result.per_second:.1f}/s, "
+            f"{result.failed} failed {result.problems()}"
+        )
+        self.report.set(server.name, "small_uploads", Cell(result.per_second))
+        self.report.set(server.name, "small_uploads_failed", Cell(result.failed))
+        if result.failed:
+            self.report.note(server.name, "small_uploads_failed", result.problems())
+        if result.unsent:
+            self.report.note(
+                server.name,
+                "small_uploads",
+                f"{result.unsent} not sent: the window closed after {self.args.upload_window:g} s",
+            )
+
 
 def _time_one(server: Server, spec: Spec) -> float:
     """Seconds one request takes on an idle server (it must succeed)."""
@@ -268,26 +357,39 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    scaling = None
+    if not args.no_upload_scaling:
+        scaling = ScalingSettings(
+            sizes=[int(size) for size in args.upload_index_sizes.split(",") if size.strip()],
+            workers=args.workers,
+            threads=args.upload_threads,
+            per_thread=args.uploads_per_thread,
+            window=args.upload_window,
+            cache=args.cache,
+        )
     generator = pick_generator(args.loadgen)
-    header = _header(args, generator)
+    header = _header(args, generator, scaling)
     for line in header:
         log(line)
     sections = []
     try:
+        started = time.perf_counter()
+        count = max(args.small_uploads, uploads_needed(scaling) if scaling else 0)
+        small = prepare(ensure_wheel_set(args.cache, "small", count).wheels())
+        log(f"{count} small wheels ready in {time.perf_counter() - started:.1f} s")
         for size in sizes:
             started = time.perf_counter()
             corpus = ensure_corpus(args.cache, size, args.download_mb, args.upload_mb)
             log(f"corpus of {size} projects ready in {time.perf_counter() - started:.1f} s")
-            work = Path(tempfile.mkdtemp(prefix=f"private-pypi-bench-{size}-", dir=args.workdir))
-            try:
-                report = SizeRun(args, corpus, work).run()
-            finally:
-                if args.keep:
-                    log(f"kept {work}")
-                else:
-                    shutil.rmtree(work, ignore_errors=True)
+            with _workdir(args, f"private-pypi-bench-{size}-") as work:
+                report = SizeRun(args, corpus, small[: args.small_uploads], work).run()
             sections.append(markdown_table(report))
-            log("\n" + sections[-1])
+            log(f"{size} projects done in {time.perf_counter() - started:.0f} s\n{sections[-1]}")
+        if scaling:
+            started = time.perf_counter()
+            with _workdir(args, "private-pypi-bench-uploads-") as work:
+                sections.append(scaling_table(run_scaling(scaling, small, work)))
+            log(f"upload cost done in {time.perf_counter() - started:.0f} s\n{sections[-1]}")
     except KeyboardInterrupt:
         log("interrupted: every server was stopped")
         sys.exit(130)
@@ -298,14 +400,27 @@ def main(argv: list[str] | None = None) -> None:
         log(f"wrote {args.output}")
 
 
-def _header(args: argparse.Namespace, generator: str) -> list[str]:
+@contextmanager
+def _workdir(args: argparse.Namespace, prefix: str) -> Iterator[Path]:
+    """A temp folder, removed afterwards unless ``--keep``."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=args.workdir))
+    try:
+        yield work
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _header(args: argparse.Namespace, generator: str, scaling: ScalingSettings | None) -> list[str]:
     load = (
         f"load: {generator}, {args.threads} threads, {args.connections} connections, "
         f"{args.duration:g} s per figure, on the same cores as the server"
     )
     if generator == "python":
         load += " (its own ceiling applies: see bench/README.md)"
-    return [
+    lines = [
         *machine(),
         load + ("; Accept-Encoding: gzip" if args.gzip else "; no Accept-Encoding"),
         f"every server: {args.workers} workers, 127.0.0.1, HTTP basic auth on every request; "
@@ -313,7 +428,19 @@ def _header(args: argparse.Namespace, generator: str) -> list[str]:
         "ours: `private_pypi server` (gunicorn + uvicorn workers); pypiserver: gunicorn sync "
         "workers, `-a download,list,update -P htpasswd` ({SHA} entry), files flat in one "
         "folder, default backend; nginx: our pages as static files, `auth_basic` ({SHA})",
-        f"downloads: {args.downloads} sequential GETs of a {args.download_mb} MB wheel; upload: "
-        f"one {args.upload_mb} MB wheel, multipart, streamed; RSS sampled every 50 ms",
+        f"downloads: {args.downloads} sequential GETs of a {args.download_mb} MB wheel, then "
+        f"{args.download_clients} clients at once making as many each; upload: one "
+        f"{args.upload_mb} MB wheel, multipart, streamed; RSS sampled every 50 ms",
+        f"small uploads: {args.small_uploads} distinct wheels of ~3 KB (10 versions per "
+        f"project), twine's form, from {args.upload_threads} threads on keep-alive "
+        f"connections, none started after {args.upload_window:g} s",
+        "idle memory: /proc/<pid>/smaps_rollup summed over master and workers "
+        f"{SETTLE_SECONDS:g} s after {WARM_CLIENTS * WARM_REQUESTS} page requests",
         "ratios are ours ÷ other: above 1 is better for req/s and MB/s, below 1 for ms, s, MB",
     ]
+    if scaling:
+        lines.append(
+            f"upload cost (ours alone): a fresh store of N small wheels per size, indexed once "
+            f"by `update_index`; then {scaling.threads} x {scaling.per_thread} new wheels"
+        )
+    return lines

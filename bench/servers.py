@@ -16,11 +16,14 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.client import Http
-from bench.corpus import Corpus
+from bench.console import log
+from bench.corpus import BigFile, Corpus
 
 STARTUP_SECONDS = 180.0
 POLL_SECONDS = 0.01
@@ -64,6 +67,17 @@ class Server:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+@contextmanager
+def running(start: Callable[[], Server]) -> Iterator[Server]:
+    """A started server, stopped (its whole process group) however the block ends."""
+    server = start()
+    log(f"{server.name} up on port {server.port} (cold start {server.cold_start:.2f} s)")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -161,16 +175,13 @@ def _wait_ready(server: Server, started: float) -> float:
 
 @dataclass(frozen=True)
 class OursSetup:
-    """A loaded ROOT of our server: config, admin secret, secrets and update_index's times
-    (on the new corpus, and run again with nothing changed)."""
+    """A ROOT of our server: config, admin secret and secrets of its repository ``local``."""
 
     root: Path
     config: Path
     admin_secret: Path
     read_secret: str
     write_secret: str
-    update_index_seconds: float
-    update_index_unchanged_seconds: float
 
 
 def _private_pypi() -> list[str]:
@@ -184,8 +195,9 @@ def _run(argv: list[str]) -> None:
         raise RuntimeError(f"{argv[1]} exited with {done.returncode}: {done.stderr[-2000:]}")
 
 
-def prepare_ours(work: Path, corpus: Corpus) -> OursSetup:
-    """A repository ``local`` whose storage holds the corpus, indexed by ``update_index``."""
+def prepare_ours(work: Path, files: Iterable[tuple[str, Path]]) -> OursSetup:
+    """A repository ``local`` whose storage holds ``files`` ((project, path) pairs), not
+    indexed yet."""
     work.mkdir(parents=True)
     config, admin = work / "config.toml", work / "admin_secret.toml"
     init = [*_private_pypi(), "fs.init_pkg_repo", "--name", "local"]
@@ -194,41 +206,40 @@ def prepare_ours(work: Path, corpus: Corpus) -> OursSetup:
     secrets = tomllib.loads(config.read_text())["local"]
     root = work / "root"
     storage = root / "cache" / "local" / "storage"
-    big = corpus.download
-    for project, path in [*corpus.files(), (big.project, big.path)]:
+    for project, path in files:
         (storage / project).mkdir(parents=True, exist_ok=True)
         link_or_copy(path, storage / project / path.name)
-    index = [*_private_pypi(), "update_index", "file_system", "local"]
-    index += ["--secret", secrets["write_secret"], "--root", str(root), "--config", str(config)]
-    started = time.perf_counter()
-    _run(index)
-    new_corpus = time.perf_counter() - started
-    started = time.perf_counter()
-    _run(index)
     return OursSetup(
         root=root,
         config=config,
         admin_secret=admin,
         read_secret=secrets["read_secret"],
         write_secret=secrets["write_secret"],
-        update_index_seconds=new_corpus,
-        update_index_unchanged_seconds=time.perf_counter() - started,
     )
 
 
-def start_ours(setup: OursSetup, corpus: Corpus, workers: int) -> Server:
+def update_index(setup: OursSetup) -> float:
+    """Seconds one ``private_pypi update_index`` of the storage takes."""
+    index = [*_private_pypi(), "update_index", "file_system", "local"]
+    index += ["--secret", setup.write_secret, "--root", str(setup.root)]
+    index += ["--config", str(setup.config)]
+    started = time.perf_counter()
+    _run(index)
+    return time.perf_counter() - started
+
+
+def start_ours(setup: OursSetup, workers: int, download: BigFile | None = None) -> Server:
     port = free_port()
     argv = [*_private_pypi(), "server", str(setup.root), "--config", str(setup.config)]
     argv += ["--admin_secret", str(setup.admin_secret), "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(workers), "--extra_index_url="]
-    big = corpus.download
     return _launch(
         "ours",
         argv,
         setup.root.parent / "server.log",
         port=port,
         password=setup.read_secret,
-        download_path=f"/simple/{big.project}/{big.path.name}",
+        download_path=f"/simple/{download.project}/{download.path.name}" if download else "",
         upload_path="/simple/",
     )
 

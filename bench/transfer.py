@@ -1,5 +1,5 @@
-"""Large transfers: sequential downloads (curl when installed) and one streamed upload,
-sampling the server's memory meanwhile."""
+"""Large transfers: downloads (curl when installed), sequential or from parallel clients,
+and one streamed upload, sampling the server's memory meanwhile."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.corpus import BigFile
+from bench.form import multipart, upload_fields
 from bench.servers import Server, basic_auth
 
 CHUNK = 1 << 20
@@ -38,17 +40,27 @@ class UploadResult:
     processes: int
 
 
-def download(server: Server, size: int, count: int) -> Download:
-    """``count`` sequential GETs of the server's download file; MB/s over their wall time."""
+def download(server: Server, size: int, count: int, clients: int = 1) -> Download:
+    """``clients`` at once, each making ``count`` sequential GETs of the server's download
+    file; MB/s over the wall time of them all."""
     client = "curl" if shutil.which("curl") else "http.client"
     started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [
+            pool.submit(_downloads, server, size, count, client) for _ in range(clients)
+        ]:
+            future.result()
+    seconds = time.perf_counter() - started
+    total = count * clients
+    rate = size * total / MB / seconds
+    return Download(count=total, seconds=seconds, mb_per_s=rate, client=client)
+
+
+def _downloads(server: Server, size: int, count: int, client: str) -> None:
     for _ in range(count):
         got = _curl(server) if client == "curl" else _stream(server)
         if got != size:
             raise RuntimeError(f"{server.name}: downloaded {got} bytes, expected {size}")
-    seconds = time.perf_counter() - started
-    rate = size * count / MB / seconds
-    return Download(count=count, seconds=seconds, mb_per_s=rate, client=client)
 
 
 def _curl(server: Server) -> int:
@@ -124,25 +136,8 @@ def upload(server: Server, password: str, big: BigFile) -> UploadResult:
     """POST ``big`` as twine does (multipart, sha256_digest), streamed with a Content-Length."""
     assert server.upload_path is not None
     boundary = uuid.uuid4().hex
-    fields = {
-        ":action": "file_upload",
-        "protocol_version": "1",
-        "name": big.project,
-        "version": big.version,
-        "filetype": "bdist_wheel",
-        "pyversion": "py3",
-        "metadata_version": "2.1",
-        "sha256_digest": big.sha256,
-    }
-    head = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in fields.items()
-    )
-    head += (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
-        f'filename="{big.path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
+    fields = upload_fields(big.project, big.version, big.sha256)
+    head, tail = multipart(boundary, fields, big.path.name)
     size = big.path.stat().st_size
     headers = {
         "Content-Type": f"multipart/form-data; boundary={boundary}",
