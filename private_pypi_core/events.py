@@ -45,15 +45,26 @@ class IndexChange:
 
 def difference(repository: str, reason: str, old: PackageIndex, new: PackageIndex) -> IndexChange:
     """The change from ``old`` to ``new``."""
-    before, after = old.entries, new.entries
+    added: list[IndexEntry] = []
+    removed: list[IndexEntry] = []
+    changed: list[IndexEntry] = []
+    for key in old.shards.keys() | new.shards.keys():
+        old_shard, new_shard = old.shards.get(key), new.shards.get(key)
+        if old_shard is new_shard:  # most of them: a change touches a shard or two
+            continue
+        before = old_shard.entries if old_shard is not None else {}
+        after = new_shard.entries if new_shard is not None else {}
+        added.extend(entry for name, entry in after.items() if name not in before)
+        removed.extend(entry for name, entry in before.items() if name not in after)
+        changed.extend(
+            entry for name, entry in after.items() if name in before and before[name] != entry
+        )
     return IndexChange(
         repository=repository,
         reason=reason,
-        added=_sorted(entry for name, entry in after.items() if name not in before),
-        removed=_sorted(entry for name, entry in before.items() if name not in after),
-        changed=_sorted(
-            entry for name, entry in after.items() if name in before and before[name] != entry
-        ),
+        added=_sorted(added),
+        removed=_sorted(removed),
+        changed=_sorted(changed),
     )
 
 
@@ -103,9 +114,14 @@ class _Dispatcher:
 _dispatcher = _Dispatcher()
 
 
+def listened() -> bool:
+    """Whether any plugin listens to index changes."""
+    return bool(plugin_manager().hook.private_pypi_index_changed.get_hookimpls())
+
+
 def announce(change: IndexChange) -> None:
     """Tell the plugins about ``change`` (if it changed anything and any plugin listens)."""
-    if change and plugin_manager().hook.private_pypi_index_changed.get_hookimpls():
+    if change and listened():
         _dispatcher.announce(change)
 
 

@@ -31,7 +31,8 @@ import typer
 from private_pypi_core.backend import Backend, DistFile
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.files import atomic_write, atomic_write_stream, remove_stale_temp_files
-from private_pypi_core.index import IndexEntry, index_from_remote
+from private_pypi_core.index import IndexEntry
+from private_pypi_core.index_store import ShardCache, read_remote
 from private_pypi_core.metadata import COMPANION_SUFFIX
 from private_pypi_core.progress import Progress, progress_bar
 from private_pypi_core.web import pages
@@ -121,7 +122,7 @@ def export_site(
 
 def _plan(backend: Backend, file_url: FileUrl | None) -> _Plan:
     label = f"the index file of package repository {backend.config.name!r}"
-    index = index_from_remote(backend.read_index(), label=label)
+    index = read_remote(backend, ShardCache(), label=label).index
     beside = file_url is None
     sizes: dict[str, int] = {}
     if file_url is None:

@@ -22,12 +22,15 @@ def file_version(path: Path | str) -> FileVersion | None:
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data``: write a temp file beside it, fsync, rename, fsync dir."""
-    atomic_write_stream(path, io.BytesIO(data), mode=mode)
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_folder: bool = True) -> None:
+    """Replace ``path`` with ``data``: write a temp file beside it, fsync, rename, fsync dir.
+    With ``sync_folder=False`` the caller fsyncs the folder (once for several files)."""
+    atomic_write_stream(path, io.BytesIO(data), mode=mode, sync_folder=sync_folder)
 
 
-def atomic_write_stream(path: Path, stream: BinaryIO, *, mode: int = 0o644) -> None:
+def atomic_write_stream(
+    path: Path, stream: BinaryIO, *, mode: int = 0o644, sync_folder: bool = True
+) -> None:
     """``atomic_write`` of what ``stream`` holds, copied in chunks (never whole in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -41,7 +44,8 @@ def atomic_write_stream(path: Path, stream: BinaryIO, *, mode: int = 0o644) -> N
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_folder:
+        fsync_dir(path.parent)
 
 
 def write_private(path: Path, data: bytes) -> None:

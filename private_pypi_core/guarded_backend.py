@@ -91,6 +91,18 @@ class GuardedBackend:
         with _translated(self.backend, "write_index"):
             self.backend.write_index(data, replaces)
 
+    def read_index_part(self, name: str) -> bytes | None:
+        with _translated(self.backend, "read_index_part"):
+            return self.backend.read_index_part(name)
+
+    def write_index_part(self, name: str, data: bytes) -> None:
+        with _translated(self.backend, "write_index_part"):
+            self.backend.write_index_part(name, data)
+
+    def delete_index_part(self, name: str) -> None:
+        with _translated(self.backend, "delete_index_part"):
+            self.backend.delete_index_part(name)
+
     def download_url(self, dist: DistFile) -> str | None:
         with _translated(self.backend, "download_url"):
             return self.backend.download_url(dist)

@@ -23,6 +23,16 @@ id to its record (its secret's sha256, scopes, projects, dates, note). Format 3 
 Each file is written in the lowest format that holds what it has: a server that knows only an
 older one refuses the file rather than rewrite it without them (and, say, serve a quarantined
 project again).
+
+Where the backend stores index parts (``Backend.stores_index_parts``), the index is split in
+1,024 shards by the sha256 of each project's name, and the index file is a small root, format 4,
+naming the part that holds each shard, with the tokens and statuses::
+
+    {"format": 4, "parts": {"0a3": "0a3-<32 hex digits>", ...}, "tokens": ..., "projects": ...}
+
+A part holds ``{"files": {...}}`` as above. Parts are never rewritten: a change writes its
+shards as new parts, then replaces the root (compare-and-swap, as ever), then deletes the
+parts it replaced. An upload thus writes a few hundred lines, whatever the size of the index.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -45,7 +56,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from private_pypi_core.backend import Backend, DistFile, FileExists, IndexFile, StoredFile
+from private_pypi_core.backend import Backend, DistFile, FileExists, StoredFile
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.errors import BadRequest, ConfigError
 from private_pypi_core.hashing import CHUNK_BYTES, file_hashes, new_digests, stream_hashes
@@ -61,7 +72,14 @@ from private_pypi_core.tokens import TokenRecord
 FORMAT_VERSION = 1
 TOKENS_FORMAT_VERSION = 2
 STATUS_FORMAT_VERSION = 3  # project statuses (PEP 792), the files' PEP 740 keys
-FORMATS = (FORMAT_VERSION, TOKENS_FORMAT_VERSION, STATUS_FORMAT_VERSION)
+PARTS_FORMAT_VERSION = 4  # the root of an index stored in parts
+SINGLE_FILE_FORMATS = (FORMAT_VERSION, TOKENS_FORMAT_VERSION, STATUS_FORMAT_VERSION)
+FORMATS = (*SINGLE_FILE_FORMATS, PARTS_FORMAT_VERSION)
+# 1,024 shards: at 100,000 files a part holds about 100 files (45 KB), and the root 1,024
+# short lines (50 KB). With 256, parts of 400 files made parsing the parts another server or
+# worker wrote the largest cost of concurrent uploads.
+SHARDS = 1024
+PART_NAME = re.compile(r"[0-9a-f]{3}-[0-9a-f]{32}")
 ATTESTATIONS_SUFFIX = ".attestations"  # the upload's PEP 740 attestations, as sent
 COMPANION_SUFFIXES = (COMPANION_SUFFIX, ATTESTATIONS_SUFFIX)
 STATUSES = ("active", "archived", "quarantined", "deprecated")  # PEP 792
@@ -146,29 +164,133 @@ class ProjectStatus:
 ACTIVE = ProjectStatus()
 
 
+def shard_key(project: str) -> str:
+    """The shard of a normalised project name, from its sha256: three hex digits."""
+    return f"{int(hashlib.sha256(project.encode()).hexdigest()[:3], 16) % SHARDS:03x}"
+
+
+class Shard:
+    """The entries of the projects of one shard key, by filename; immutable."""
+
+    def __init__(
+        self, entries: Mapping[str, IndexEntry], lines: Mapping[str, str] | None = None
+    ) -> None:
+        """``lines``: those of entries kept from a shard this one replaces, if it had any."""
+        self.entries = entries
+        if lines is not None:
+            self.__dict__["lines"] = {
+                name: lines.get(name) or _line(name, entry) for name, entry in entries.items()
+            }
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (isinstance(other, Shard) and self.entries == other.entries)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @cached_property
+    def projects(self) -> dict[str, list[IndexEntry]]:
+        """Entries by project, each project's files sorted by name."""
+        grouped: dict[str, list[IndexEntry]] = {}
+        for entry in sorted(self.entries.values(), key=lambda e: e.filename):
+            grouped.setdefault(entry.project, []).append(entry)
+        return grouped
+
+    @cached_property
+    def lines(self) -> dict[str, str]:
+        """Each file's line of the index file, by filename; encoded once per shard."""
+        return {name: _line(name, entry) for name, entry in self.entries.items()}
+
+    def with_entries(self, entries: Mapping[str, IndexEntry]) -> Shard:
+        """This shard with ``entries`` added or replaced; the lines of the others are kept."""
+        kept = self.__dict__.get("lines")
+        if kept is not None:
+            kept = {name: line for name, line in kept.items() if name not in entries}
+        return Shard({**self.entries, **entries}, kept)
+
+    def to_bytes(self) -> bytes:
+        """The shard's part file: its files, one line each, sorted by name."""
+        return f"{{{_table('files', [self.lines[n] for n in sorted(self.lines)])}}}\n".encode()
+
+    @cached_property
+    def digest(self) -> str:
+        """The sha256 of the part file, in hex."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, label: str) -> Shard:
+        """Parse a part file; ``ConfigError`` names ``label`` when it is unusable."""
+        try:
+            files = json.loads(data)["files"]
+            entries = {name: _entry(name, record) for name, record in files.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ConfigError(f"{label}: not a valid index part: {error}") from None
+        return cls(entries, _lines_of(data, list(files)))
+
+
 @dataclass(frozen=True)
 class PackageIndex:
-    """An immutable snapshot of a repository's index; changes return a new snapshot."""
+    """An immutable snapshot of a repository's index; changes return a new snapshot.
 
-    entries: Mapping[str, IndexEntry] = field(default_factory=dict)  # by filename
+    Files are held in shards by the hash of their project's name (``shard_key``), so that a
+    change rebuilds, writes and reloads only the shards it touches: at 100,000 files, a
+    shard's few hundred files rather than the whole index.
+    """
+
+    shards: Mapping[str, Shard] = field(default_factory=dict)  # by shard key, none empty
     tokens: Mapping[str, TokenRecord] = field(default_factory=dict)  # by id
     statuses: Mapping[str, ProjectStatus] = field(default_factory=dict)  # by project, not active
+
+    @classmethod
+    def of(
+        cls,
+        entries: Iterable[IndexEntry],
+        tokens: Mapping[str, TokenRecord] | None = None,
+        statuses: Mapping[str, ProjectStatus] | None = None,
+    ) -> PackageIndex:
+        grouped: dict[str, dict[str, IndexEntry]] = {}
+        for entry in entries:
+            grouped.setdefault(shard_key(entry.project), {})[entry.filename] = entry
+        shards = {key: Shard(files) for key, files in grouped.items()}
+        return cls(shards, tokens or {}, statuses or {})
+
+    @cached_property
+    def entries(self) -> dict[str, IndexEntry]:
+        """Every entry by filename."""
+        merged: dict[str, IndexEntry] = {}
+        for shard in self.shards.values():
+            merged.update(shard.entries)
+        return merged
 
     @cached_property
     def projects(self) -> dict[str, list[IndexEntry]]:
         """Entries by normalised project name, projects and files sorted by name."""
-        grouped: dict[str, list[IndexEntry]] = {}
-        for entry in sorted(self.entries.values(), key=lambda e: e.filename):
-            grouped.setdefault(entry.project, []).append(entry)
-        return dict(sorted(grouped.items()))
+        merged: dict[str, list[IndexEntry]] = {}
+        for shard in self.shards.values():
+            merged.update(shard.projects)
+        return dict(sorted(merged.items()))
+
+    def files_of(self, project: str) -> list[IndexEntry] | None:
+        """The entries of a normalised project name, sorted by filename; ``None`` if none."""
+        shard = self.shards.get(shard_key(project))
+        return shard.projects.get(project) if shard is not None else None
+
+    def entry(self, filename: str, project: str) -> IndexEntry | None:
+        """The entry of ``filename``, a file of the normalised ``project``, if listed."""
+        shard = self.shards.get(shard_key(project))
+        return shard.entries.get(filename) if shard is not None else None
 
     def with_entry(self, entry: IndexEntry) -> PackageIndex:
         return self.with_entries([entry])
 
     def with_entries(self, entries: Iterable[IndexEntry]) -> PackageIndex:
-        return dataclasses.replace(
-            self, entries={**self.entries, **{e.filename: e for e in entries}}
-        )
+        changed: dict[str, dict[str, IndexEntry]] = {}
+        for entry in entries:
+            changed.setdefault(shard_key(entry.project), {})[entry.filename] = entry
+        shards = dict(self.shards)
+        for key, files in changed.items():
+            shard = shards.get(key)
+            shards[key] = shard.with_entries(files) if shard is not None else Shard(files)
+        return dataclasses.replace(self, shards=shards)
 
     def with_token(self, token: TokenRecord) -> PackageIndex:
         return dataclasses.replace(self, tokens={**self.tokens, token.id: token})
@@ -188,48 +310,145 @@ class PackageIndex:
             statuses[project] = status
         return dataclasses.replace(self, statuses=statuses)
 
+    @property
+    def has_provenance(self) -> bool:
+        return any(
+            e.attestations_sha256 is not None or e.publisher is not None
+            for shard in self.shards.values()
+            for e in shard.entries.values()
+        )
+
     def to_bytes(self) -> bytes:
-        """The index file, in the lowest format that holds it: one line per file, token and
-        status, so a change reads as a one-line diff."""
-        compact = json.JSONEncoder(separators=(",", ":")).encode
-
-        def table(key: str, rows: dict[str, Any]) -> str:
-            lines = ",\n".join(f"{compact(k)}:{compact(v)}" for k, v in sorted(rows.items()))
-            return f'"{key}":{{\n{lines}\n}}'
-
-        files = {filename: _record(entry) for filename, entry in self.entries.items()}
-        parts = [table("files", files)]
-        if self.tokens:
-            parts.append(table("tokens", {k: t.to_json() for k, t in self.tokens.items()}))
-        if self.statuses:
-            statuses = {project: _status_record(s) for project, s in self.statuses.items()}
-            parts.append(table("projects", statuses))
-        if self.statuses or any(_has_provenance(record) for record in files.values()):
+        """The whole index in one file (for backends without index parts), in the lowest
+        format that holds it: one line per file, token and status, so a change reads as a
+        one-line diff."""
+        lines: dict[str, str] = {}
+        for shard in self.shards.values():
+            lines.update(shard.lines)
+        parts = [_table("files", [lines[name] for name in sorted(lines)]), *self._tables()]
+        if self.statuses or self.has_provenance:
             version = STATUS_FORMAT_VERSION
         else:
             version = TOKENS_FORMAT_VERSION if self.tokens else FORMAT_VERSION
         return f'{{"format":{version},{",".join(parts)}}}\n'.encode()
 
+    def root_bytes(self, part_names: Mapping[str, str]) -> bytes:
+        """The root file of the index stored in parts: the name of each shard's part (by
+        shard key), the tokens and the statuses."""
+        parts = [
+            _table(
+                "parts", [f"{_compact(k)}:{_compact(part_names[k])}" for k in sorted(self.shards)]
+            ),
+            *self._tables(),
+        ]
+        return f'{{"format":{PARTS_FORMAT_VERSION},{",".join(parts)}}}\n'.encode()
+
+    def _tables(self) -> list[str]:
+        tables = []
+        if self.tokens:
+            tokens = {k: t.to_json() for k, t in self.tokens.items()}
+            tables.append(_table("tokens", _rows(tokens)))
+        if self.statuses:
+            statuses = {project: _status_record(s) for project, s in self.statuses.items()}
+            tables.append(_table("projects", _rows(statuses)))
+        return tables
+
     @classmethod
     def from_bytes(cls, data: bytes, *, label: str) -> PackageIndex:
-        """Parse an index file; ``ConfigError`` names ``label`` when it is unusable."""
+        """Parse an index file in one piece (formats 1 to 3); ``ConfigError`` names ``label``
+        when it is unusable."""
+        document = _document(data, label=label, formats=SINGLE_FILE_FORMATS)
         try:
-            document = json.loads(data)
-            if document.get("format") not in FORMATS:
-                raise ConfigError(f"{label}: unsupported index format {document.get('format')!r}")
-            return cls(
-                {name: _entry(name, record) for name, record in document["files"].items()},
-                {
-                    token_id: TokenRecord.from_json(token_id, record)
-                    for token_id, record in document.get("tokens", {}).items()
-                },
-                {
-                    project: _status(record)
-                    for project, record in document.get("projects", {}).items()
-                },
+            return cls.of(
+                (_entry(name, record) for name, record in document["files"].items()),
+                *_tokens_and_statuses(document),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ConfigError(f"{label}: not a valid index file: {error}") from None
+
+
+@dataclass(frozen=True)
+class IndexRoot:
+    """A parsed index file: in one piece (``index``), or the root of an index stored in
+    parts (``part_names`` by shard key, the shards still to be read)."""
+
+    index: PackageIndex | None = None
+    part_names: Mapping[str, str] = field(default_factory=dict)
+    tokens: Mapping[str, TokenRecord] = field(default_factory=dict)
+    statuses: Mapping[str, ProjectStatus] = field(default_factory=dict)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, label: str) -> IndexRoot:
+        document = _document(data, label=label, formats=FORMATS)
+        if document["format"] in SINGLE_FILE_FORMATS:
+            return cls(index=PackageIndex.from_bytes(data, label=label))
+        try:
+            names = document["parts"]
+            if not all(isinstance(n, str) and PART_NAME.fullmatch(n) for n in names.values()):
+                raise ValueError("invalid part name")
+            return cls(None, dict(names), *_tokens_and_statuses(document))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ConfigError(f"{label}: not a valid index file: {error}") from None
+
+    def with_shards(self, shards: Mapping[str, Shard]) -> PackageIndex:
+        return PackageIndex(dict(shards), self.tokens, self.statuses)
+
+
+def _document(data: bytes, *, label: str, formats: tuple[int, ...]) -> dict[str, Any]:
+    try:
+        document = json.loads(data)
+        found = document.get("format")
+    except (ValueError, AttributeError) as error:
+        raise ConfigError(f"{label}: not a valid index file: {error}") from None
+    if found not in formats:
+        raise ConfigError(f"{label}: unsupported index format {found!r}")
+    return document  # type: ignore[no-any-return]
+
+
+def _tokens_and_statuses(
+    document: Mapping[str, Any],
+) -> tuple[dict[str, TokenRecord], dict[str, ProjectStatus]]:
+    tokens = {
+        token_id: TokenRecord.from_json(token_id, record)
+        for token_id, record in document.get("tokens", {}).items()
+    }
+    statuses = {
+        project: _status(record) for project, record in document.get("projects", {}).items()
+    }
+    return tokens, statuses
+
+
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _rows(rows: Mapping[str, Any]) -> list[str]:
+    return [f"{_compact(k)}:{_compact(v)}" for k, v in sorted(rows.items())]
+
+
+def _table(key: str, lines: list[str]) -> str:
+    joined = ",\n".join(lines)
+    return f'"{key}":{{\n{joined}\n}}'
+
+
+def _lines_of(part: bytes, filenames: list[str]) -> dict[str, str] | None:
+    """The lines of a part file as ``Shard.to_bytes`` writes it (one file a line: JSON escapes
+    every newline within one), kept so that a change encodes only what it changed; ``None``
+    when it is laid out otherwise."""
+    text = part.decode()
+    if not (text.startswith(_PART_HEAD) and text.endswith(_PART_TAIL)):
+        return None
+    body = text[len(_PART_HEAD) : -len(_PART_TAIL)]
+    lines = body.split(",\n") if body else []
+    if len(lines) != len(filenames):
+        return None
+    return dict(zip(filenames, lines, strict=True))
+
+
+_PART_HEAD, _PART_TAIL = '{"files":{\n', "\n}}\n"
+
+
+def _line(filename: str, entry: IndexEntry) -> str:
+    return f"{_compact(filename)}:{_compact(_record(entry))}"
 
 
 OPTIONAL_FIELDS = tuple(
@@ -273,7 +492,7 @@ def _entry(filename: str, record: Mapping[str, Any]) -> IndexEntry:
         record["sha256"],
         record["size"],
         upload_time if upload_time.tzinfo else upload_time.replace(tzinfo=UTC),
-        *(record.get(name) for name in OPTIONAL_FIELDS),
+        *map(record.get, OPTIONAL_FIELDS),
     )
 
 
@@ -335,7 +554,7 @@ def build_index(
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
-    return PackageIndex(entries, previous.tokens, previous.statuses)
+    return PackageIndex.of(entries.values(), previous.tokens, previous.statuses)
 
 
 def _index_batch(
@@ -552,10 +771,6 @@ def sha256_of(backend: Backend, dist: DistFile) -> str:
     """The sha256 of a stored file, read from the store."""
     with backend.open_file(dist) as stream:
         return stream_hashes(stream)["sha256"]
-
-
-def index_from_remote(remote: IndexFile | None, *, label: str) -> PackageIndex:
-    return PackageIndex() if remote is None else PackageIndex.from_bytes(remote.data, label=label)
 
 
 def new_index_file() -> bytes:

@@ -1,7 +1,7 @@
 """One package repository as the server runs it: its backend, its local index, its uploads.
 
 State shared by the server's worker processes lives in files under ROOT/cache/<name>/: the
-local copy of the remote index (replaced atomically; every worker reloads it when it changes)
+local copy of the remote index (``index_store.LocalIndex``; every worker reloads what changed)
 and a lock that serialises index writes and syncs across workers.
 """
 
@@ -12,9 +12,11 @@ import dataclasses
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,12 +32,10 @@ from private_pypi_core.backend import (
     BackendConfig,
     FileExists,
     IndexConflict,
-    IndexFile,
     check_repository_name,
 )
 from private_pypi_core.dists import normalize_project, release_identity
 from private_pypi_core.errors import BadRequest, Conflict, NotFound, StorageUnavailable
-from private_pypi_core.files import FileVersion, atomic_write, file_version
 from private_pypi_core.guarded_backend import guarded
 from private_pypi_core.index import (
     ATTESTATIONS_SUFFIX,
@@ -43,8 +43,15 @@ from private_pypi_core.index import (
     PackageIndex,
     ProjectStatus,
     build_index,
-    index_from_remote,
     sha256_of,
+)
+from private_pypi_core.index_store import (
+    LocalIndex,
+    ShardCache,
+    StoredIndex,
+    read_remote,
+    sync_local,
+    write_remote,
 )
 from private_pypi_core.plugins import auth_provider_class, backend_class
 from private_pypi_core.progress import Progress
@@ -68,6 +75,15 @@ class Upload:
     attestations_path: Path | None = None  # the upload's PEP 740 attestations, kept as sent
 
 
+@dataclass(eq=False)
+class _Waiting:
+    """An upload waiting to be published, and its outcome once it is."""
+
+    upload: Upload
+    outcome: Future[bool] = field(default_factory=Future)
+    created: bool | None = None
+
+
 class _AlreadyMinted(Exception):
     """A token was already minted for this ID token: the index is left as it is."""
 
@@ -76,7 +92,7 @@ def _refuse_another_spelling(index: PackageIndex, entry: IndexEntry) -> None:
     """``Conflict`` when the release already has this file under another name (another
     spelling of the project or version, e.g. ``Demo_Pkg`` or ``1.0.0`` for ``1.0``)."""
     identity = release_identity(entry.dist)
-    for other in index.projects.get(entry.project, []):
+    for other in index.files_of(entry.project) or []:
         if release_identity(other.dist) == identity:
             raise Conflict(
                 f"File already exists: {other.filename!r} is the same file of this release "
@@ -138,22 +154,27 @@ class Repository:
         self.secrets_digest = secrets_digest(
             config, admin_secret, [p.settings for p in self.auth_providers]
         )
-        self.local_index_path = self.folder / "index.json"
-        self._local_index_file = str(self.local_index_path)  # stat() per request: skip Path
+        self._shards = ShardCache()
+        self.local = LocalIndex(
+            self.folder, self._shards, label=f"the local index of {self.name!r}"
+        )
         self.synced_marker = self.folder / "index.synced"  # its mtime: the last update
-        self.lock = filelock.FileLock(self.folder / "index.lock", timeout=LOCK_TIMEOUT_SECONDS)
-        self._index = PackageIndex()
-        self._index_version: FileVersion | None = None
+        # Polled while another worker holds it: every 5 ms rather than filelock's 50, so
+        # concurrent uploads queue for milliseconds, not for a tenth of a second each.
+        self.lock = filelock.FileLock(
+            self.folder / "index.lock", timeout=LOCK_TIMEOUT_SECONDS, poll_interval=0.005
+        )
+        # Group commit of uploads (``publish``): those waiting, and the one thread of this
+        # process publishing at a time.
+        self._queue: list[_Waiting] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._last_remote: StoredIndex | None = None  # the remote index last read or written
 
     @property
     def index(self) -> PackageIndex:
         """The local index, reloaded when another worker (or a sync) replaced it."""
-        version = file_version(self._local_index_file)
-        if version is not None and version != self._index_version:
-            data = self.local_index_path.read_bytes()
-            self._index = PackageIndex.from_bytes(data, label=str(self.local_index_path))
-            self._index_version = version
-        return self._index
+        return self.local.current()
 
     def index_mtime(self) -> int:
         """When the local index was last synced or written (epoch seconds), 0 if never."""
@@ -194,13 +215,11 @@ class Repository:
     def revoke_token(self, token_id: str) -> TokenRecord:
         """Remove an API token from the index; ``NotFound`` when there is none of that id."""
         with self.lock:
-            remote, index = self._fetch_remote()
-            token = index.tokens.get(token_id)
+            stored = self._fetch_remote()
+            token = stored.index.tokens.get(token_id)
             if token is None:
                 raise NotFound(f"No token {token_id!r} in repository {self.name!r}.")
-            self._update_remote(
-                lambda index: index.without_token(token_id), "tokens", read=(remote, index)
-            )
+            self._update_remote(lambda index: index.without_token(token_id), "tokens", stored)
         log.info("repository %s: revoked %s", self.name, token.describe())
         return token
 
@@ -257,42 +276,93 @@ class Repository:
 
         Returns ``False`` when the very same file (same sha256) was already there, and raises
         ``Conflict`` when a different file of that name exists: stored files never change.
+
+        Uploads that arrive while this process is publishing others wait, then are published
+        together, in one index write (group commit): concurrent uploads share its cost rather
+        than queue for one each.
         """
-        entry = upload.entry
-        with self.lock:
-            remote, index = self._fetch_remote()
-            _refuse_closed_project(index, entry.project)
-            known = index.entries.get(entry.filename)
-            if known is not None:
-                if remote is not None:
-                    self._store_local(remote.data)  # the local copy may lag after a crash
-                return self._same_file_or_conflict(entry.sha256, known.sha256, entry.filename)
-            _refuse_another_spelling(index, entry)
-            try:
-                self.backend.write_file(entry.dist, upload.path)
-            except FileExists:
-                # Stored by another server, or by a crash before indexing: compare what is there.
-                stored_sha256 = sha256_of(self.backend, entry.dist)
-                self._same_file_or_conflict(entry.sha256, stored_sha256, entry.filename)
-                created = False
-            else:
-                created = True
-            # Before the index lists the file: never advertise metadata that is not served.
-            companions = [
-                (entry.metadata_dist, upload.metadata_path),
-                (entry.dist.companion(ATTESTATIONS_SUFFIX), upload.attestations_path),
-            ]
-            for companion, source in companions:
-                if source is not None:
-                    with contextlib.suppress(FileExists):  # left by an interrupted attempt
-                        self.backend.write_file(companion, source)
-            self._update_remote(
-                lambda index: index.with_entry(index.entries.get(entry.filename, entry)),
-                "published",
-                read=(remote, index),
-            )
+        waiting = _Waiting(upload)
+        with self._queue_lock:
+            self._queue.append(waiting)
+        with self._commit_lock:
+            if not waiting.outcome.done():
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._publish_together(batch)
+        created = waiting.outcome.result()
         if created:
-            log.info("repository %s: published %s", self.name, entry.filename)
+            log.info("repository %s: published %s", self.name, upload.entry.filename)
+        return created
+
+    def _publish_together(self, batch: list[_Waiting]) -> None:
+        """Publish ``batch`` with one index write; each upload's outcome, or its own error,
+        goes to its waiter."""
+        listed: list[_Waiting] = []
+        try:
+            with self.lock:
+                stored = self._fetch_remote()
+                index = stored.index
+                for waiting in batch:
+                    try:
+                        waiting.created = self._store_file(index, waiting.upload)
+                    except Exception as error:  # this upload's own: the others go on
+                        waiting.outcome.set_exception(error)
+                        continue
+                    if waiting.created is None:  # this very file was listed already
+                        waiting.outcome.set_result(False)
+                        continue
+                    index = index.with_entry(waiting.upload.entry)
+                    listed.append(waiting)
+                if listed:
+                    entries = [waiting.upload.entry for waiting in listed]
+                    self._update_remote(
+                        lambda index: index.with_entries(
+                            index.entry(e.filename, e.project) or e for e in entries
+                        ),
+                        "published",
+                        stored,
+                    )
+                elif stored.root is not None:
+                    self._store_local(stored)  # the local copy may lag after a crash
+        except BaseException as error:  # no waiter is left waiting for ever
+            for waiting in batch:
+                if not waiting.outcome.done():
+                    waiting.outcome.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for waiting in listed:
+            waiting.outcome.set_result(bool(waiting.created))
+
+    def _store_file(self, index: PackageIndex, upload: Upload) -> bool | None:
+        """Store ``upload``'s file and companions for ``index`` to list: whether this call
+        stored the file (``False``: it was stored, not listed), ``None`` when ``index`` lists
+        this very file already; ``Conflict`` or ``BadRequest`` when it may not be published."""
+        entry = upload.entry
+        _refuse_closed_project(index, entry.project)
+        known = index.entry(entry.filename, entry.project)
+        if known is not None:
+            self._same_file_or_conflict(entry.sha256, known.sha256, entry.filename)
+            return None
+        _refuse_another_spelling(index, entry)
+        try:
+            self.backend.write_file(entry.dist, upload.path)
+        except FileExists:
+            # Stored by another server, or by a crash before indexing: compare what is there.
+            stored_sha256 = sha256_of(self.backend, entry.dist)
+            self._same_file_or_conflict(entry.sha256, stored_sha256, entry.filename)
+            created = False
+        else:
+            created = True
+        # Before the index lists the file: never advertise metadata that is not served.
+        companions = [
+            (entry.metadata_dist, upload.metadata_path),
+            (entry.dist.companion(ATTESTATIONS_SUFFIX), upload.attestations_path),
+        ]
+        for companion, source in companions:
+            if source is not None:
+                with contextlib.suppress(FileExists):  # left by an interrupted attempt
+                    self.backend.write_file(companion, source)
         return created
 
     def set_yanked(self, project: str, target: str, reason: str | None) -> list[str]:
@@ -303,20 +373,20 @@ class Repository:
         def selected(index: PackageIndex) -> list[IndexEntry]:
             return [
                 entry
-                for entry in index.projects.get(normalized, [])
+                for entry in index.files_of(normalized) or []
                 if target == entry.filename or _same_version(target, entry.version)
             ]
 
         with self.lock:
-            remote, index = self._fetch_remote()
-            if not selected(index):
+            stored = self._fetch_remote()
+            if not selected(stored.index):
                 raise NotFound(f"No file of project {normalized!r} matches {target!r}.")
             changed = self._update_remote(
                 lambda index: index.with_entries(
                     dataclasses.replace(entry, yanked=reason) for entry in selected(index)
                 ),
                 "yanked" if reason is not None else "unyanked",
-                read=(remote, index),
+                stored,
             )
         filenames = [entry.filename for entry in selected(changed)]
         log.info(
@@ -331,14 +401,14 @@ class Repository:
         """Set the status (PEP 792) of a project the repository has; the status it had."""
         normalized = normalize_project(project)
         with self.lock:
-            remote, index = self._fetch_remote()
-            if normalized not in index.projects:
+            stored = self._fetch_remote()
+            if stored.index.files_of(normalized) is None:
                 raise NotFound(f"No project named {normalized!r} in {self.name!r}.")
             self._update_remote(
-                lambda index: index.with_status(normalized, status), "status", read=(remote, index)
+                lambda index: index.with_status(normalized, status), "status", stored
             )
         log.info("repository %s: %s is %s", self.name, normalized, status.status)
-        return index.status_of(normalized)
+        return stored.index.status_of(normalized)
 
     def rebuild_index(self, progress: Progress | None = None) -> PackageIndex:
         """Rebuild the remote index from what the backend stores, and the local copy with it;
@@ -348,42 +418,51 @@ class Repository:
                 lambda index: build_index(self.backend, index, progress=progress), "rebuilt"
             )
 
-    def _fetch_remote(self) -> tuple[IndexFile | None, PackageIndex]:
+    def _fetch_remote(self) -> StoredIndex:
+        """The remote index, for a change: a store failure is answered 503."""
         try:
-            remote = self.backend.read_index()
+            stored = self._read_remote()
         except OSError as error:
             outages.store_failed(self, error)
             raise StorageUnavailable from error
-        index = index_from_remote(remote, label=f"the remote index of repository {self.name!r}")
         outages.store_answered(self)
-        return remote, index
+        return stored
+
+    def _read_remote(self) -> StoredIndex:
+        self._last_remote = read_remote(
+            self.backend,
+            self._shards,
+            label=f"the remote index of repository {self.name!r}",
+            last=self._last_remote,
+        )
+        return self._last_remote
 
     def _update_remote(
         self,
         change: Callable[[PackageIndex], PackageIndex],
         reason: str,
-        read: tuple[IndexFile | None, PackageIndex] | None = None,
+        read: StoredIndex | None = None,
     ) -> PackageIndex:
         """Apply ``change`` to the remote index (``read``, when the caller just fetched it),
         again on a fresh copy when another server wrote in between, then store the result
         locally and tell the plugins what changed, and why (``reason``)."""
         for attempt in range(INDEX_WRITE_ATTEMPTS):
-            remote, index = read if read is not None and attempt == 0 else self._fetch_remote()
-            changed = change(index)
-            if remote is not None and changed == index:  # e.g. update_index, nothing new
-                self._store_local(remote.data)
+            stored = read if read is not None and attempt == 0 else self._fetch_remote()
+            changed = change(stored.index)
+            if stored.root is not None and changed == stored.index:  # e.g. nothing new
+                self._store_local(stored)
                 return changed
-            data = changed.to_bytes()
             try:
-                self.backend.write_index(data, replaces=remote)
+                written = write_remote(self.backend, stored, changed, self._shards)
             except IndexConflict:
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))
                 continue
             except OSError as error:
                 outages.store_failed(self, error)
                 raise StorageUnavailable from error
-            self._store_local(data)
-            events.announce(events.difference(self.name, reason, index, changed))
+            self._last_remote = written
+            self._store_local(written)
+            events.announce(events.difference(self.name, reason, stored.index, changed))
             return changed
         raise StorageUnavailable(
             f"the remote index of repository {self.name!r} kept changing while being written; "
@@ -391,31 +470,18 @@ class Repository:
         )
 
     def _sync_local(self) -> None:
-        """Copy the remote index file to the local one, byte for byte."""
-        remote = self.backend.read_index()
-        data = remote.data if remote is not None else PackageIndex().to_bytes()
-        self._store_local(data, check=True)
+        """Make the local index a copy of the remote one (and tell the plugins that listen
+        what changed: only then is the local index read before and after)."""
+        before = self.index if events.listened() else None
+        sync_local(self.backend, self.local, label=f"the remote index of {self.name!r}")
+        self.synced_marker.touch()
+        if before is not None:
+            events.announce(events.difference(self.name, "synced", before, self.index))
 
-    def _store_local(self, data: bytes, *, check: bool = False) -> None:
-        """Make ``data`` the local index file and record the time. An unchanged file is left
-        alone, so no worker reloads it; with ``check``, a changed one is parsed first, so a
-        broken remote index never replaces a good local copy."""
-        try:
-            unchanged = self.local_index_path.read_bytes() == data
-        except FileNotFoundError:
-            unchanged = False
-        if not unchanged:
-            parsed = (
-                PackageIndex.from_bytes(data, label=f"the remote index of {self.name!r}")
-                if check
-                else None
-            )
-            before = self.index if parsed is not None else None
-            atomic_write(self.local_index_path, data, mode=0o600)
-            if parsed is not None:  # this worker need not parse the file again
-                self._index, self._index_version = parsed, file_version(self._local_index_file)
-            if before is not None and parsed is not None:
-                events.announce(events.difference(self.name, "synced", before, parsed))
+    def _store_local(self, stored: StoredIndex) -> None:
+        """Make ``stored`` the local index and record the time; an unchanged root is left
+        alone, so no worker reloads it."""
+        self.local.store(stored.index, stored.part_names)
         self.synced_marker.touch()
 
     @staticmethod

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -53,7 +54,8 @@ from private_pypi_core.backend import (
     StoredFile,
 )
 from private_pypi_core.dists import parse_dist_filename
-from private_pypi_core.index import PackageIndex, build_index
+from private_pypi_core.index import IndexEntry, PackageIndex, build_index, shard_key
+from private_pypi_core.index_store import ShardCache, StoredIndex, read_remote, write_remote
 
 MiB = 1 << 20
 READ_BYTES = MiB  # what the server asks of a stream at a time
@@ -161,6 +163,7 @@ def _result(future: Future[T], rule: str) -> T:
 
 
 WHEEL = "demo_pkg-1.0-py3-none-any.whl"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SDIST = "demo_pkg-1.0.tar.gz"
 OTHER = "other-2.0.tar.gz"
 
@@ -276,6 +279,34 @@ class BackendConformance:
             subject.backend.write_index(b"lost update", replaces=None)
         current = subject.backend.read_index()
         assert current is not None and current.data == b"format = 1\n[files]\n"
+
+    def test_index_round_trips_through_the_core(
+        self, subject: BackendUnderTest, tmp_path: Path
+    ) -> None:
+        """The index as the core writes it: in one file, or in parts with
+        ``stores_index_parts``; a change replaces only the parts it touched."""
+        backend = subject.backend
+        backend.write_file(*_source(tmp_path, WHEEL, b"wheel"))
+        entries = [_entry(f"project-{n}") for n in range(20)]
+        first = write_remote(
+            backend, StoredIndex(PackageIndex(), None), PackageIndex.of(entries), ShardCache()
+        )
+        read = read_remote(backend, ShardCache(), label="the index")
+        assert read.index == first.index
+        assert [f.filename for f in backend.list_files()] == [WHEEL], (
+            "the index and its parts are not distribution files: list_files must not list them"
+        )
+        changed = read.index.with_entry(_entry("project-0", "2.0"))
+        write_remote(backend, read, changed, ShardCache())
+        assert read_remote(backend, ShardCache(), label="the index").index == changed
+        if backend.stores_index_parts:
+            replaced = {
+                name for key, name in read.part_names.items() if key == shard_key("project-0")
+            }
+            kept = set(read.part_names.values()) - replaced
+            assert all(backend.read_index_part(name) is None for name in replaced)
+            assert all(backend.read_index_part(name) is not None for name in kept)
+            backend.delete_index_part(next(iter(replaced)))  # already gone: no error
 
     def test_companion_file_is_stored_beside_its_distribution(
         self, subject: BackendUnderTest, tmp_path: Path
@@ -417,6 +448,14 @@ class BackendConformance:
             "no other server wrote the index (the core would read it again and retry, then "
             "report a conflict)",
         )
+        if backend.stores_index_parts:
+            expect_os_error(
+                "read_index_part()",
+                lambda: backend.read_index_part("0a3-" + "1" * 32),
+                (),
+                "a store out of reach has a part the server cannot read, not none (the core "
+                "would take its index for replaced meanwhile)",
+            )
         try:
             url = backend.download_url(dist)  # may answer without the store: a signed URL
         except OSError:
@@ -575,3 +614,9 @@ class BackendConformance:
             + "\n- ".join(dict.fromkeys(problems))
         )
         assert {stored.filename: stored.size for stored in final} == complete
+
+
+def _entry(project: str, version: str = "1.0") -> IndexEntry:
+    """An index entry of a wheel that need not be stored (the index is what is tested)."""
+    filename = f"{project.replace('-', '_')}-{version}-py3-none-any.whl"
+    return IndexEntry(filename, project, version, "0" * 64, 4, NOW)

@@ -67,7 +67,7 @@ class ProjectJson:
         repository = await self.runtime.authorize(req, Action.READ)
         normalized = normalize_project(project)
         index = repository.index
-        entries = index.projects.get(normalized)
+        entries = index.files_of(normalized)
         if not entries:
             raise NotFound(f"No project named {normalized!r} in {repository.name!r}.")
         if not index.status_of(normalized).serves_files:

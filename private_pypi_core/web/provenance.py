@@ -38,7 +38,7 @@ class Provenance:
     ) -> None:
         repository = await self.runtime.authorize(req, Action.READ)
         index = repository.index
-        entry = index.entries.get(filename)
+        entry = index.entry(filename, normalize_project(project))
         if (
             entry is None
             or entry.project != normalize_project(project)

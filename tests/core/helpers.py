@@ -109,11 +109,14 @@ class Site:
         )
 
     def stored_files(self) -> list[str]:
-        """Every file in the repository's storage folder but the index and its lock."""
+        """Every file in the repository's storage folder but the index, its parts and its
+        lock."""
         return sorted(
             p.name
             for p in self.storage.rglob("*")
-            if p.is_file() and p.name not in {"index.json", ".index.lock"}
+            if p.is_file()
+            and p.name not in {"index.json", ".index.lock"}
+            and p.parent.name != ".index-parts"
         )
 
     def upload_temp_files(self) -> list[Path]:

@@ -17,7 +17,8 @@ import typer
 from typer.testing import CliRunner
 
 from private_pypi_core.dists import parse_dist_filename
-from private_pypi_core.index import PackageIndex, index_from_remote
+from private_pypi_core.index import PackageIndex
+from private_pypi_core.index_store import ShardCache, read_remote
 from private_pypi_github import plugin
 from private_pypi_github.naming import asset_name
 from private_pypi_github.pages import PAGES_BRANCH
@@ -149,7 +150,7 @@ def test_workflow_written_by_init_rebuilds_the_index_with_the_real_cli(
     )
     assert result.returncode == 0, result.stderr
     assert "Indexed 1 files" in result.stdout
-    index = index_from_remote(backend.read_index(), label="index")
+    index = read_remote(backend, ShardCache(), label="index").index
     assert list(index.entries) == [wheel.name]
 
 
@@ -211,7 +212,7 @@ def test_gh_pages_site_links_every_file_to_its_download(published: Scene) -> Non
     ]
     assert [link["href"] for link in _links(site["index.html"])] == ["demo/"]
     links = {link["href"].split("#")[0]: link for link in _links(site["demo/index.html"])}
-    index = index_from_remote(published.backend().read_index(), label="index")
+    index = read_remote(published.backend(), ShardCache(), label="index").index
     by_asset_name = {asset_name(e.filename): e for e in index.entries.values()}
     assert len(links) == len(by_asset_name) == 2
     for url, link in links.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from private_pypi_core.index import index_from_remote
+from private_pypi_core.index_store import ShardCache, read_remote
 from tests.dists import make_sdist, make_wheel
 from tests.e2e.clients import (
     client_env,
@@ -182,7 +182,7 @@ def test_update_index_finds_a_hand_upload_and_the_server_syncs_it(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    index = index_from_remote(backend.read_index(), label="index")
+    index = read_remote(backend, ShardCache(), label="index").index
     assert index.entries[wheel.name].requires_python is None
     assert index.entries[wheel.name].metadata_sha256, "its core metadata was stored beside it"
 

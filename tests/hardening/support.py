@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 import tomli_w
 
-from private_pypi_core.index import PackageIndex
+from private_pypi_core.index import IndexRoot, PackageIndex, Shard
 from tests.core.helpers import TrackedServer, start_tracked_server
 from tests.server import RunningServer, start_server
 
@@ -476,10 +476,33 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10, interval: flo
     return condition()
 
 
+def index_texts(path: Path) -> list[str]:
+    """The text of the index whose root file is ``path``: the root, and each part it names."""
+    root = path.read_text()
+    names = json.loads(root).get("parts", {}).values()
+    return [root, *((_parts_folder(path) / name).read_text() for name in names)]
+
+
+def _parts_folder(root_file: Path) -> Path:
+    """Where the parts of an index are: ``.index-parts`` in a store, ``index-parts`` in the
+    local copy."""
+    folder = root_file.parent / ".index-parts"
+    return folder if folder.is_dir() else root_file.parent / "index-parts"
+
+
 def parsed_index(path: Path) -> PackageIndex:
-    data = path.read_bytes()
-    json.loads(data)
-    return PackageIndex.from_bytes(data, label=str(path))
+    """The index whose root file is ``path``, read with its parts (those of a store beside it
+    in ``.index-parts``, those of a local copy in ``index-parts``)."""
+    root = IndexRoot.from_bytes(path.read_bytes(), label=str(path))
+    if root.index is not None:
+        return root.index
+    folder = _parts_folder(path)
+    return root.with_shards(
+        {
+            key: Shard.from_bytes((folder / name).read_bytes(), label=name)
+            for key, name in root.part_names.items()
+        }
+    )
 
 
 def assert_index_matches_storage(
@@ -504,7 +527,10 @@ def stored_distributions(root: Path, repository: str = "local") -> dict[str, byt
     return {
         path.name: path.read_bytes()
         for path in folder.glob("*/*")
-        if path.is_file() and not path.name.startswith(".") and not path.name.endswith(".metadata")
+        if path.is_file()
+        and not path.name.startswith(".")
+        and not path.parent.name.startswith(".")  # the index parts
+        and not path.name.endswith(".metadata")
     }
 
 

@@ -19,6 +19,7 @@ from tests.hardening.support import (
     ServerSpec,
     assert_index_matches_storage,
     fs_table,
+    index_texts,
     listing,
     local_index_path,
     parsed_index,
@@ -86,7 +87,11 @@ def assert_index_agrees_with_storage(tracked: TrackedServer) -> None:
     )
     assert_index_matches_storage(root, remote)
     for path in (remote_path, local_index_path(root)):
-        keys = Counter(re.findall(r'^"([^"]+)":\{', path.read_text(), flags=re.MULTILINE))
+        keys = Counter(
+            filename
+            for text in index_texts(path)
+            for filename in re.findall(r'^"([^"]+)":\{', text, flags=re.MULTILINE)
+        )
         assert keys and max(keys.values()) == 1, f"{path}: a file is in it twice: {keys}"
     shown = listing(tracked.server)
     listed = Counter(filename for files in shown.values() for filename, _ in files)

@@ -70,7 +70,7 @@ class LocalIndex(Site):
         return sorted(
             str(p.relative_to(self.storage))
             for p in self.storage.glob("*/*")
-            if p.is_file() and not p.name.startswith(".")
+            if p.is_file() and not p.name.startswith(".") and not p.parent.name.startswith(".")
         )
 
 

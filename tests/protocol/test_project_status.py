@@ -9,13 +9,15 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import pytest
 import requests
 from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, ProjectStatus, PyPISimple
 
+from private_pypi_core.index_store import ShardCache, read_remote
+from private_pypi_fs.backend import FileSystemBackend, FileSystemConfig
 from tests.e2e.clients import (
     client_env,
     output,
@@ -295,13 +297,15 @@ def test_update_index_and_the_static_export_keep_the_status(
     assert not (folder / wheel.name).exists()
 
 
-def test_the_index_file_holds_a_status_in_format_3_and_drops_back_once_all_are_active(
+def test_the_index_holds_a_status_only_while_a_project_is_not_active(
     index: LocalIndex, tmp_path: Path
 ) -> None:
-    """A server that knows only format 1 or 2 refuses a file with statuses rather than rewrite
-    it without them (and serve a quarantined project again); without any, format 1 it stays."""
+    """In one file (backends without index parts), a status makes the file format 3: a server
+    that knows only format 1 or 2 refuses it rather than rewrite it without the status (and
+    serve a quarantined project again); without any, format 1 it stays. In parts (the file
+    system backend), the root holds the statuses, in format 4, which such a server refuses."""
     index.publish(make_rich_wheel(tmp_path / "dist", "status-format", "1.0"))
-    index_file = index.storage / "index.json"
+    root_file = index.storage / "index.json"
 
     def change(status: str) -> None:
         result = index.client.simulate_post(
@@ -311,10 +315,19 @@ def test_the_index_file_holds_a_status_in_format_3_and_drops_back_once_all_are_a
         )
         assert result.status_code == 200, result.text
 
+    def in_one_file() -> dict[str, Any]:
+        backend = FileSystemBackend(FileSystemConfig(name="local", type="file_system"), index.root)
+        read = read_remote(backend, ShardCache(), label="the index")
+        return cast(dict[str, Any], json.loads(read.index.to_bytes()))
+
     change("quarantined")
-    document = json.loads(index_file.read_text())
-    assert document["format"] == 3
-    assert document["projects"] == {"status-format": {"status": "quarantined", "reason": ""}}
+    root = json.loads(root_file.read_text())
+    assert root["format"] == 4
+    assert root["projects"] == {"status-format": {"status": "quarantined", "reason": ""}}
+    document = in_one_file()
+    assert (document["format"], document["projects"]) == (3, root["projects"])
     change("active")
-    document = json.loads(index_file.read_text())
+    root = json.loads(root_file.read_text())
+    assert (root["format"], "projects" in root) == (4, False)
+    document = in_one_file()
     assert (document["format"], "projects" in document) == (1, False)

@@ -252,9 +252,10 @@ def test_the_provenance_of_a_trusted_publishers_upload_names_the_publisher(
     ]
     parsed = Provenance.model_validate(served)  # pypi-attestations reads the publisher
     assert parsed.attestation_bundles[0].publisher.repository == "acme/widgets"
-    stored = json.loads((trusted_publisher.storage / "index.json").read_text())
-    assert stored["format"] == 3  # a server that drops the publisher refuses the file
-    assert stored["files"][wheel.name]["publisher"] == PUBLISHER
+    root = json.loads((trusted_publisher.storage / "index.json").read_text())
+    assert root["format"] == 4  # a server that drops the publisher refuses the file
+    [part] = (trusted_publisher.storage / ".index-parts").iterdir()
+    assert json.loads(part.read_text())["files"][wheel.name]["publisher"] == PUBLISHER
 
 
 @pytest.mark.parametrize(

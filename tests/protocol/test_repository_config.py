@@ -20,7 +20,7 @@ import requests
 from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, PyPISimple
 
 from private_pypi_core.backend import DistFile
-from private_pypi_core.index import index_from_remote
+from private_pypi_core.index_store import ShardCache, read_remote, write_remote
 from private_pypi_fs.backend import FileSystemBackend, FileSystemConfig
 from tests.dists import make_sdist
 from tests.e2e.clients import client_env, pip_command, report, run
@@ -329,10 +329,9 @@ def _rewrite_remote_index_entry(team: Team, filename: str, **changes: Any) -> No
     """Change one entry of the remote index through the core's own index API, as an index
     written by an earlier release (before core metadata) would have it."""
     backend = _backend(team)
-    remote = backend.read_index()
-    index = index_from_remote(remote, label="the team index")
-    entry = dataclasses.replace(index.entries[filename], **changes)
-    backend.write_index(index.with_entry(entry).to_bytes(), replaces=remote)
+    read = read_remote(backend, ShardCache(), label="the team index")
+    entry = dataclasses.replace(read.index.entries[filename], **changes)
+    write_remote(backend, read, read.index.with_entry(entry), ShardCache())
 
 
 def test_update_index_backfills_metadata_for_files_indexed_before_metadata_existed(

@@ -22,7 +22,7 @@ from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access, FileExists, IndexConflict
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.errors import ConfigError
-from private_pypi_core.index import index_from_remote
+from private_pypi_core.index_store import ShardCache, read_remote
 from private_pypi_core.plugins import installed_backends
 from private_pypi_core.repository import Repository
 from private_pypi_core.testing import BackendConformance, BackendUnderTest
@@ -286,7 +286,7 @@ def test_update_index_rebuilds_the_index_from_the_bucket(seaweed: Seaweed, tmp_p
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    index = index_from_remote(backend.read_index(), label="the remote index")
+    index = read_remote(backend, ShardCache(), label="the remote index").index
     assert set(index.entries) == {WHEEL.filename, "other-2.0.tar.gz"}
     assert index.entries["other-2.0.tar.gz"].sha256 == hashlib.sha256(b"bytes").hexdigest()
 

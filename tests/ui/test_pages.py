@@ -198,7 +198,7 @@ def entry(project: str, minutes: int) -> IndexEntry:
 
 def test_projects_come_fifty_a_page_and_a_page_out_of_range_shows_the_last() -> None:
     names = [f"pkg-{number:03}" for number in range(PAGE_SIZE * 2 + 3)]
-    index = PackageIndex({e.filename: e for e in (entry(n, i) for i, n in enumerate(names))})
+    index = PackageIndex.of(entry(n, i) for i, n in enumerate(names))
     first = list_projects(index, "", "name", 1)
     assert [row.name for row in first.rows] == names[:PAGE_SIZE]
     assert (first.pages, first.matches) == (3, len(names))

@@ -3,7 +3,8 @@
 Layout under the storage folder (``<ROOT>/cache/<name>/storage`` unless ``storage_path`` says
 otherwise)::
 
-    index.json                      the remote index file
+    index.json                      the remote index file (the root of its parts)
+    .index-parts/<name>             the index parts
     .index.lock                     serialises index writes of every server using the folder
     <project>/<filename>            the distribution files
 """
@@ -39,6 +40,7 @@ from private_pypi_core.api import (
 
 INDEX_FILENAME = "index.json"
 INDEX_LOCK_FILENAME = ".index.lock"
+INDEX_PARTS_FOLDER = ".index-parts"  # a project's folder never starts with "."
 TEMP_SUFFIX = ".tmp"
 
 
@@ -52,6 +54,7 @@ class FileSystemConfig(BackendConfig):
 class FileSystemBackend(Backend):
     type = "file_system"
     config_class = FileSystemConfig
+    stores_index_parts = True
 
     def __init__(
         self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
@@ -76,7 +79,9 @@ class FileSystemBackend(Backend):
         # scandir: a folder's names and types in one call, one stat per file (at 20,000 files,
         # a third of the time of Path.iterdir with is_file and stat).
         with os.scandir(self.storage) as entries:
-            projects = sorted(entry.path for entry in entries if entry.is_dir())
+            projects = sorted(
+                entry.path for entry in entries if entry.is_dir() and entry.name[0] != "."
+            )
         for project in projects:
             with os.scandir(project) as entries:
                 files = sorted(
@@ -160,6 +165,24 @@ class FileSystemBackend(Backend):
                 raise IndexConflict(str(self.storage / INDEX_FILENAME))
             self._sync_folders()
             atomic_write(self.storage / INDEX_FILENAME, data, mode=0o600)
+
+    def read_index_part(self, name: str) -> bytes | None:
+        try:
+            return (self.storage / INDEX_PARTS_FOLDER / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_index_part(self, name: str, data: bytes) -> None:
+        folder = self.storage / INDEX_PARTS_FOLDER
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, exist_ok=True)
+            self._unsynced(self.storage)
+        # Its name is made durable with the others' before the index that names it is written.
+        atomic_write(folder / name, data, mode=0o600, sync_folder=False)
+        self._unsynced(folder)
+
+    def delete_index_part(self, name: str) -> None:
+        (self.storage / INDEX_PARTS_FOLDER / name).unlink(missing_ok=True)
 
     def _path(self, dist: DistFile) -> Path:
         return self.storage / dist.project / dist.filename

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 class S3Backend(Backend):
     type = "s3"
     config_class = S3Config
+    stores_index_parts = True
 
     def __init__(
         self, config: BackendConfig, root: Path, *, admin_secret: str | None = None
@@ -55,6 +56,15 @@ class S3Backend(Backend):
 
     def write_index(self, data: bytes, replaces: IndexFile | None) -> None:
         self.objects.write_index(data, replaces)
+
+    def read_index_part(self, name: str) -> bytes | None:
+        return self.objects.read_index_part(name)
+
+    def write_index_part(self, name: str, data: bytes) -> None:
+        self.objects.write_index_part(name, data)
+
+    def delete_index_part(self, name: str) -> None:
+        self.objects.delete_index_part(name)
 
     def download_url(self, dist: DistFile) -> str | None:
         return self.objects.download_url(dist)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, PutObjectRequestTypeDef
 
 INDEX_KEY = "index.json"
+INDEX_PARTS_FOLDER = ".index-parts"  # a project's folder never starts with "."
 
 
 class BucketObjects:
@@ -53,8 +54,8 @@ class BucketObjects:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=root):
                 for item in page.get("Contents", []):
                     parts = item["Key"].removeprefix(root).split("/")
-                    if len(parts) != 2 or not all(parts):
-                        continue  # the index file, or an object this backend did not write
+                    if len(parts) != 2 or not all(parts) or parts[0] == INDEX_PARTS_FOLDER:
+                        continue  # the index and its parts, or an object not written here
                     yield StoredFile(
                         filename=parts[1],
                         size=item["Size"],
@@ -147,6 +148,30 @@ class BucketObjects:
                     raise IndexConflict(self._where(self._index_key)) from None
                 raise
         self._last_index = IndexFile(data=data, version=response["ETag"])
+
+    def read_index_part(self, name: str) -> bytes | None:
+        key = self._key(INDEX_PARTS_FOLDER, name)
+        with store_errors(f"reading {self._where(key)}"):
+            try:
+                response = self.clients.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as error:
+                if is_missing(error):
+                    return None
+                raise
+            with response["Body"] as body:
+                return body.read()
+
+    def write_index_part(self, name: str, data: bytes) -> None:
+        key = self._key(INDEX_PARTS_FOLDER, name)
+        with store_errors(f"writing {self._where(key)}"):
+            self.clients.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType="application/json"
+            )
+
+    def delete_index_part(self, name: str) -> None:
+        key = self._key(INDEX_PARTS_FOLDER, name)
+        with store_errors(f"deleting {self._where(key)}"):
+            self.clients.client.delete_object(Bucket=self.bucket, Key=key)
 
     def download_url(self, dist: DistFile) -> str | None:
         if self.s3_config.download == "stream":

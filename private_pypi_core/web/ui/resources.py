@@ -93,7 +93,7 @@ class ProjectView:
         if normalized != project or not req.path.endswith("/"):
             raise falcon.HTTPMovedPermanently(f"/project/{normalized}/", headers=plain())
         index = repository.index
-        entries = index.projects.get(normalized)
+        entries = index.files_of(normalized)
         if not entries:
             resp.status = falcon.HTTP_404
             serve_page(resp, "missing.html", project=normalized, **frame(req, repository))
