@@ -30,7 +30,7 @@ from private_pypi_core.errors import (
     StorageUnavailable,
     UserError,
 )
-from private_pypi_core.export import export
+from private_pypi_core.export_command import export
 from private_pypi_core.importer import import_dists
 from private_pypi_core.logs import LogFormat, configure_logging
 from private_pypi_core.manage_commands import audit, secret_from, status, token_app, unyank, yank
@@ -38,12 +38,11 @@ from private_pypi_core.metrics import SECRET_VARIABLE, metrics_settings
 from private_pypi_core.plugins import plugin_manager
 from private_pypi_core.printable import printable
 from private_pypi_core.progress import progress_bar
+from private_pypi_core.settings import DEFAULT_OIDC_AUDIENCE, ServerSettings
 from private_pypi_core.state import (
-    DEFAULT_OIDC_AUDIENCE,
     EMBEDDED_REPOSITORY,
     Configuration,
     Origin,
-    ServerSettings,
     forget_initialized,
     load_configuration,
     remove_leftovers,
@@ -179,7 +178,7 @@ def server(
     --accesslog=-, --certfile=..., --keyfile=..., --worker_connections=1000,
     --forwarded_allow_ips=PROXY), as are ours: --header_timeout=10, --body_timeout=30.
     """
-    from private_pypi_core.serve import PrivatePypiServer, gunicorn_options
+    from private_pypi_core.serve import exec_master, gunicorn_options, listen_for_metrics
 
     configure_logging(log_format, logging.DEBUG if debug else logging.INFO)
     # In JSON, the lines for people are log lines too: a collector reads every line.
@@ -218,7 +217,10 @@ def server(
     _sync_before_serving(configuration)
     if configuration.origin is Origin.EMBEDDED:
         _explain_embedded_default(settings, host, port, say)
-    PrivatePypiServer(settings, options).run()
+    metrics_socket = None
+    if settings.metrics is not None and settings.metrics.bind is not None:
+        metrics_socket = listen_for_metrics(settings.metrics)
+    exec_master(settings, options, log_format, metrics_socket)
 
 
 def _public_url(url: str) -> str:

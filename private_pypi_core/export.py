@@ -19,14 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Annotated
-from urllib.parse import quote, urlsplit
-
-import typer
+from urllib.parse import quote
 
 from private_pypi_core.backend import Backend, DistFile
 from private_pypi_core.errors import ConfigError
@@ -34,7 +30,7 @@ from private_pypi_core.files import atomic_write, atomic_write_stream, remove_st
 from private_pypi_core.index import IndexEntry
 from private_pypi_core.index_store import ShardCache, read_remote
 from private_pypi_core.metadata import COMPANION_SUFFIX
-from private_pypi_core.progress import Progress, progress_bar
+from private_pypi_core.progress import Progress
 from private_pypi_core.web import pages
 
 #: Where a file is linked from the site: its URL, or ``None`` to leave it out.
@@ -229,83 +225,3 @@ def _copy(backend: Backend, copy: _Copy, path: Path) -> None:
         return
     with backend.open_file(copy.dist) as stream:
         atomic_write_stream(path, stream)
-
-
-def export(
-    ctx: typer.Context,
-    type: Annotated[str, typer.Argument(help="Backend type, e.g. file_system.")],
-    name: Annotated[str, typer.Argument(help="Name of the package repository.")],
-    dest: Annotated[
-        Path, typer.Argument(help="The folder to write: new, empty, or an earlier export.")
-    ],
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="A config file whose [NAME] table holds the settings."),
-    ] = None,
-    root: Annotated[
-        Path, typer.Option("--root", help="The server's ROOT (for backends that keep data there).")
-    ] = Path("."),
-    secret: Annotated[
-        str | None,
-        typer.Option(
-            "--secret",
-            help="The repository's admin secret, for a store that needs one (GitHub: the "
-            "server's token, unless the settings name token_env).",
-        ),
-    ] = None,
-    secret_env: Annotated[
-        str | None, typer.Option("--secret_env", help="Read the admin secret from this variable.")
-    ] = None,
-    files_url: Annotated[
-        str,
-        typer.Option(
-            "--files_url",
-            help="Link each file to URL/<project>/<filename> instead of copying it; its "
-            ".metadata must be served beside it (as the store lays them out).",
-        ),
-    ] = "",
-) -> None:
-    """Write a package repository's index as a static site, for any web server to host.
-
-    DEST/simple/ gets the server's pages (PEP 503 HTML as index.html, PEP 691 JSON as
-    index.json), the core metadata files and the distribution files: serve DEST and point
-    installers at its /simple/. Run it again on the same DEST to update it: unchanged files
-    are kept, files no longer listed are removed. The repository's settings come from its
-    table in --config and from any other --key=value flag, as for update_index.
-    """
-    from private_pypi_core.cli import parse_extra_flags
-    from private_pypi_core.config import config_from_flags, config_table
-    from private_pypi_core.plugins import backend_class
-
-    settings = config_table(config, name, type) if config is not None else {}
-    repo = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
-    admin_secret = _admin_secret(secret, secret_env)
-    backend = backend_class(type)(repo.config, root.resolve(), admin_secret=admin_secret)
-    file_url = _under(files_url) if files_url else None
-    with progress_bar("Exporting", "files") as progress:
-        site = export_site(backend, dest, file_url=file_url, progress=progress)
-    projects = sum(path.endswith("/index.html") for path in site)
-    typer.echo(f"Exported {projects} projects of {name!r} to {dest / SITE_FOLDER}/.")
-
-
-def _admin_secret(secret: str | None, secret_env: str | None) -> str | None:
-    if secret is None and secret_env:
-        secret = os.environ.get(secret_env)
-        if not secret:
-            raise ConfigError(f"--secret_env names {secret_env!r}, which is not set")
-    return secret
-
-
-def _under(base_url: str) -> FileUrl:
-    """Files at ``base_url/<project>/<filename>``."""
-    parsed = urlsplit(base_url)
-    if not (parsed.scheme in ("http", "https") and parsed.netloc) and not base_url.startswith("/"):
-        raise ConfigError(
-            f"--files_url must be an http(s) URL or a path from the host's root: {base_url!r}"
-        )
-    base = base_url.rstrip("/")
-
-    def url(dist: DistFile) -> str:
-        return f"{base}/{quote(dist.project)}/{quote(dist.filename)}"
-
-    return url

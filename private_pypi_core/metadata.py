@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -76,6 +75,10 @@ def read_core_metadata(source: Path | bytes, dist: DistFile) -> CoreMetadata:
 
 def parse_metadata(data: bytes, filename: str) -> dict[str, Any]:
     """The fields of a METADATA / PKG-INFO file, keyed as ``packaging.metadata.RawMetadata``."""
+    # With the email package it parses with, about 2 MB: a worker that reads no upload's
+    # metadata does without.
+    from packaging.metadata import parse_email
+
     raw, _ = parse_email(data)
     if "name" not in raw or "version" not in raw:
         raise BadRequest(f"the metadata in {filename!r} lacks a Name or Version.")

@@ -13,31 +13,22 @@ token (a JWT) for that audience, and posts it to ``/_/oidc/mint-token``. The ser
 only from an issuer some repository trusts (decided on the unverified token, before the server
 fetches anything: a token cannot send the server elsewhere), signed by a key of that issuer's
 JWKS (found through its discovery document, cached, fetched again for a key id it does not
-know: the issuer rotated its keys), for this server's audience, within its ``exp``, ``nbf``
-and ``iat``, and once. The first publisher, in config order, whose issuer equals ``iss`` and
-whose claims all equal the token's names the repository; the answer is a token of that
-repository (``tokens``) that may upload the publisher's projects for 15 minutes.
+know: the issuer rotated its keys; ``issuer_keys``), for this server's audience, within its
+``exp``, ``nbf`` and ``iat``, and once. The first publisher, in config order, whose issuer
+equals ``iss`` and whose claims all equal the token's names the repository; the answer is a
+token of that repository (``tokens``) that may upload the publisher's projects for 15 minutes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import logging
-import os
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
-
-import jwt
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from private_pypi_core.backend import BackendConfig
 from private_pypi_core.errors import ConfigError, UserError
@@ -49,7 +40,8 @@ from private_pypi_core.tokens import (
     new_token,
 )
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from private_pypi_core.issuer_keys import IssuerKeys
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 GITLAB_ISSUER = "https://gitlab.com"
@@ -59,14 +51,9 @@ IDENTIFYING_CLAIMS = {GITHUB_ISSUER: "repository", GITLAB_ISSUER: "project_path"
 PROTOCOL_CLAIMS = frozenset({"iss", "aud", "exp", "nbf", "iat", "jti"})
 PUBLISHER_KEYS = ("issuer", "claims", "projects")
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
-KEY_TYPES = frozenset({"RSA", "EC"})
 MINTED_LIFETIME = timedelta(minutes=15)
 LEEWAY_SECONDS = 30  # clock skew allowed on exp, nbf and iat
 MAX_ID_TOKEN_CHARS = 8192  # GitHub's are about 1.2 KB
-MAX_ISSUER_DOCUMENT_BYTES = 64 << 10  # a discovery document or a JWKS: a few KB
-KEYS_FRESH_SECONDS = 300.0
-REFETCH_COOLDOWN_SECONDS = 5.0  # an unknown key id fetches the keys again, at most this often
-FETCH_TIMEOUT = (5.0, 10.0)  # seconds to connect, and between bytes
 
 
 class TokenRefused(UserError):
@@ -79,19 +66,6 @@ class TokenRefused(UserError):
     def __init__(self, code: str, description: str) -> None:
         super().__init__(description)
         self.code = code
-
-
-class IssuerUnavailable(TokenRefused):
-    """The issuer's keys cannot be fetched now; trying again later may help."""
-
-    http_status = 503
-    retry_after = 30
-
-    def __init__(self, issuer: str) -> None:
-        super().__init__(
-            "issuer-unavailable",
-            f"the keys of issuer {issuer} cannot be fetched right now; try again later",
-        )
 
 
 MALFORMED = ("invalid-payload", "malformed JWT")
@@ -134,7 +108,7 @@ def _publisher(table: Mapping[str, object], *, where: str) -> TrustedPublisher:
             f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(PUBLISHER_KEYS)})"
         )
     issuer = table.get("issuer")
-    if not isinstance(issuer, str) or not _is_https_url(issuer):
+    if not isinstance(issuer, str) or not is_https_url(issuer):
         raise ConfigError(
             f"{where}: 'issuer' must be the issuer's https URL, as its tokens' 'iss' claim "
             f"says it, e.g. {GITHUB_ISSUER!r}"
@@ -174,7 +148,7 @@ def _publisher(table: Mapping[str, object], *, where: str) -> TrustedPublisher:
     return TrustedPublisher(issuer, tuple(claims.items()), tuple(projects))
 
 
-def _is_https_url(text: str) -> bool:
+def is_https_url(text: str) -> bool:
     parts = urlsplit(text)
     return (
         parts.scheme == "https"
@@ -267,11 +241,15 @@ class TrustedPublishing:
 
     def __init__(self, audience: str, keys: IssuerKeys | None = None) -> None:
         self.audience = audience
-        self.keys = keys or IssuerKeys()
+        self._keys = keys
+        self._keys_lock = threading.Lock()
 
     def exchange(self, id_token: str, repositories: Iterable[R]) -> Exchange[R]:
         """What ``id_token`` proves, among the publishers of ``repositories``; ``TokenRefused``
         says why it proves nothing. May fetch the issuer's keys: call it from a thread."""
+        # PyJWT brings cryptography (about 10 MB): only a worker that exchanges a token pays.
+        import jwt
+
         if len(id_token) > MAX_ID_TOKEN_CHARS:
             raise TokenRefused(*MALFORMED)
         try:
@@ -289,7 +267,7 @@ class TrustedPublishing:
         if not isinstance(issuer, str) or not trusted:
             raise TokenRefused(*UNKNOWN_ISSUER)
         kid = header.get("kid")
-        key = self.keys.key(issuer, kid if isinstance(kid, str) else None)
+        key = self._issuer_keys().key(issuer, kid if isinstance(kid, str) else None)
         if key is None:
             raise TokenRefused(
                 "invalid-token", "malformed or invalid token: its key is not in the issuer's JWKS"
@@ -321,118 +299,17 @@ class TrustedPublishing:
             f"{issuer} matches its claims)",
         )
 
+    def _issuer_keys(self) -> IssuerKeys:
+        """The keys, made at the first exchange: they need requests, which an idle worker
+        does without."""
+        with self._keys_lock:
+            if self._keys is None:
+                from private_pypi_core.issuer_keys import IssuerKeys
+
+                self._keys = IssuerKeys()
+            return self._keys
+
 
 def _id_token_sha256(issuer: str, jti: object, id_token: str) -> str:
     identity = f"{issuer}\n{jti}" if isinstance(jti, str) and jti else id_token
     return hashlib.sha256(identity.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class _KnownKeys:
-    keys: Mapping[str, jwt.PyJWK]  # by key id; "" for a key that has none
-    fetched: float  # time.monotonic() of the last attempt
-    failed: bool = False
-
-
-class IssuerKeys:
-    """The signing keys of the trusted issuers, fetched over HTTPS (with ``requests``, so
-    ``REQUESTS_CA_BUNDLE`` or ``SSL_CERT_FILE`` name the CAs trusted) and kept
-    ``KEYS_FRESH_SECONDS``; fetched again sooner for a key id they lack, at most once per
-    ``REFETCH_COOLDOWN_SECONDS`` (so made-up key ids cannot make the server hammer an issuer)."""
-
-    def __init__(self, session: requests.Session | None = None) -> None:
-        self.session = session or issuer_session()
-        self._known: dict[str, _KnownKeys] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
-
-    def key(self, issuer: str, kid: str | None) -> jwt.PyJWK | None:
-        """The key ``kid`` of ``issuer`` (without a kid: its only key), ``None`` if it has none
-        such; ``IssuerUnavailable`` when its keys cannot be had."""
-        with self._lock(issuer):
-            known = self._known.get(issuer)
-            if known is None or self._due(known, kid):
-                known = self._known[issuer] = self._refreshed(issuer, known)
-            if known.failed:
-                raise IssuerUnavailable(issuer)
-            if kid is None:
-                return next(iter(known.keys.values())) if len(known.keys) == 1 else None
-            return known.keys.get(kid)
-
-    @staticmethod
-    def _due(known: _KnownKeys, kid: str | None) -> bool:
-        age = time.monotonic() - known.fetched
-        lacking = known.failed or (kid is not None and kid not in known.keys)
-        return age >= KEYS_FRESH_SECONDS or (lacking and age >= REFETCH_COOLDOWN_SECONDS)
-
-    def _refreshed(self, issuer: str, known: _KnownKeys | None) -> _KnownKeys:
-        """The issuer's keys fetched now; those ``known`` if that fails (failed if none)."""
-        try:
-            keys = self._fetch(issuer)
-        except (OSError, ValueError) as error:  # requests' errors are OSErrors
-            log.warning("trusted publishing: the keys of %s cannot be fetched: %s", issuer, error)
-            kept = known.keys if known is not None else {}
-            return _KnownKeys(kept, time.monotonic(), failed=not kept)
-        return _KnownKeys(keys, time.monotonic())
-
-    def _lock(self, issuer: str) -> threading.Lock:
-        with self._locks_lock:
-            return self._locks.setdefault(issuer, threading.Lock())
-
-    def _fetch(self, issuer: str) -> dict[str, jwt.PyJWK]:
-        discovery = self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
-        if discovery.get("issuer") != issuer:
-            raise ValueError("its discovery document names another issuer")
-        jwks_uri = discovery.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not _is_https_url(jwks_uri):
-            raise ValueError("its discovery document has no https jwks_uri")
-        keys = _signing_keys(self._get_json(jwks_uri))
-        log.info("trusted publishing: fetched %d keys of %s", len(keys), issuer)
-        return keys
-
-    def _get_json(self, url: str) -> dict[str, Any]:
-        with self.session.get(
-            url, timeout=FETCH_TIMEOUT, stream=True, allow_redirects=False
-        ) as response:
-            if response.status_code != 200:
-                raise ValueError(f"{url} answered {response.status_code}")
-            body = b""
-            for chunk in response.iter_content(16 << 10):
-                body += chunk
-                if len(body) > MAX_ISSUER_DOCUMENT_BYTES:
-                    raise ValueError(f"{url} answered more than {MAX_ISSUER_DOCUMENT_BYTES} bytes")
-        document = json.loads(body)
-        if not isinstance(document, dict):
-            raise ValueError(f"{url} answered no JSON object")
-        return document
-
-
-def _signing_keys(jwks: Mapping[str, Any]) -> dict[str, jwt.PyJWK]:
-    """The public signing keys of a JWKS, by key id; keys of other uses or types are left
-    out (a symmetric key among them would let anyone who read it sign)."""
-    entries = jwks.get("keys")
-    if not isinstance(entries, list):
-        raise ValueError("the JWKS has no 'keys' list")
-    keys = {}
-    for entry in entries:
-        if not isinstance(entry, dict) or entry.get("kty") not in KEY_TYPES:
-            continue
-        if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") not in ALGORITHMS:
-            continue
-        try:
-            key = jwt.PyJWK(entry)
-        except jwt.PyJWTError:
-            continue
-        keys[str(entry.get("kid", ""))] = key
-    return keys
-
-
-def issuer_session() -> requests.Session:
-    """A session for fetching issuers' documents: retried briefly, trusting the CAs of
-    ``REQUESTS_CA_BUNDLE`` (requests reads it at each request) or else ``SSL_CERT_FILE``."""
-    session = requests.Session()
-    retry = Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504))
-    session.mount("https://", HTTPAdapter(max_retries=retry))
-    session.verify = os.environ.get("SSL_CERT_FILE") or True
-    session.headers["User-Agent"] = "private-pypi (trusted publishing)"
-    return session

@@ -27,10 +27,6 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -142,6 +138,12 @@ def _parsed(filename: str) -> tuple[Any, ...] | None:
 
 
 def _signature_problem(attestation: Attestation) -> str | None:
+    # Imported with pypi-attestations (above), not by a worker that serves provenance only.
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         certificate = x509.load_der_x509_certificate(attestation.verification_material.certificate)
     except ValueError:

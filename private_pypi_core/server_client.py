@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-
 from private_pypi_core.errors import ConfigError, ServerError
+
+if TYPE_CHECKING:
+    import requests
 
 TIMEOUT_SECONDS = 60
 DEFAULT_URL = "http://127.0.0.1:8888"
@@ -53,6 +54,8 @@ def call(
 ) -> requests.Response:
     """``method url/path/`` with HTTP basic auth; a ``ServerError`` with the server's message
     when it cannot be reached or refuses."""
+    import requests  # about 10 MB and 50 ms: paid by the commands that call, not by each start
+
     endpoint = f"{url.rstrip('/')}/{path.strip('/')}/"
     try:
         response = requests.request(

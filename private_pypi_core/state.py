@@ -17,7 +17,6 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import filelock
@@ -40,8 +39,10 @@ from private_pypi_core.files import (
     file_version,
     remove_stale_temp_files,
 )
-from private_pypi_core.metrics import MetricsSettings
 from private_pypi_core.repository import Repository
+
+# Light enough for the gunicorn master on its own; the rest of the core imports it from here.
+from private_pypi_core.settings import ServerSettings as ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,51 +52,12 @@ ADMIN_NEEDED = (
 )
 EMBEDDED_REPOSITORY = "local"
 EMBEDDED_TYPE = "file_system"
-DEFAULT_OIDC_AUDIENCE = "private-pypi"
 
 
 class Origin(enum.Enum):
     FLAGS = "the --config flag"
     INITIALIZED = "POST /initialize/"
     EMBEDDED = "the embedded default"
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """The ``private_pypi server`` flags that every worker needs."""
-
-    root: Path
-    config: str | None = field(default=None, repr=False)  # may be TOML text with secrets
-    admin_secret: str | None = field(default=None, repr=False)
-    config_or_admin_secret_can_be_text: bool = False
-    auth_read_expires: int = 3600
-    auth_write_expires: int = 300
-    extra_index_url: str = "https://pypi.org/simple/"
-    debug: bool = False
-    session_max_age: int = 8 * 3600
-    # Where clients reach the server (e.g. https://pypi.example.com), for absolute URLs in
-    # answers; "" for path-only URLs. Never taken from a request's Host header.
-    public_url: str = ""
-    # The audience trusted publishing's ID tokens must name (``oidc``).
-    oidc_audience: str = DEFAULT_OIDC_AUDIENCE
-    # Where /metrics is served (``--metrics``); None: nowhere, and nothing is counted.
-    metrics: MetricsSettings | None = None
-
-    @cached_property
-    def embedded_config(self) -> Path:
-        return self.root / "embedded" / "config.toml"
-
-    @cached_property
-    def embedded_admin_secret(self) -> Path:
-        return self.root / "embedded" / "admin_secret.toml"
-
-    @cached_property
-    def initialized_config(self) -> Path:
-        return self.root / "initialized" / "config.toml"
-
-    @cached_property
-    def initialized_admin_secret(self) -> Path:
-        return self.root / "initialized" / "admin_secret.toml"
 
 
 @dataclass

@@ -12,14 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
-
-import requests
+from typing import TYPE_CHECKING, BinaryIO
 
 from private_pypi_core.backend import DistFile
 from private_pypi_core.dists import normalize_project
 from private_pypi_core.errors import ServerError
 from private_pypi_core.server_client import without_user_info
+
+if TYPE_CHECKING:
+    import requests
 
 JSON_PAGE = "application/vnd.pypi.simple.v1+json"  # PEP 691
 ATTEMPTS = 3  # per request; an upload is safe to repeat (the same bytes again succeed)
@@ -119,6 +120,9 @@ class UploadClient:
     ) -> requests.Response:
         """``method url``, tried again after a failed connection or a passing 502-504;
         ``ServerUnreachable`` when the last attempt fails to connect too."""
+        # Imported here, as in ``server_client``: the other commands start without it.
+        import requests
+
         for attempt in range(ATTEMPTS - 1):
             with contextlib.suppress(requests.RequestException):
                 response = self._attempt(method, url, timeout, form)
@@ -149,6 +153,8 @@ class UploadClient:
         )
 
     def _session(self) -> requests.Session:
+        import requests
+
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()

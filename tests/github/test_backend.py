@@ -10,7 +10,8 @@ import requests
 
 from private_pypi_core.backend import Access, FileExists
 from private_pypi_core.dists import parse_dist_filename
-from private_pypi_github.client import GitHubError, RetryPolicy
+from private_pypi_github.client import RetryPolicy
+from private_pypi_github.errors import GitHubError
 from private_pypi_github.models import Asset, Release
 from private_pypi_github.releases import Releases
 from tests.github.conftest import FULL_NAME, OWNER, Scene

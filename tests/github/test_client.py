@@ -12,12 +12,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from private_pypi_github.client import (
-    GitHubClient,
-    GitHubUnavailable,
-    RateLimited,
-    RetryPolicy,
-)
+from private_pypi_github.client import GitHubClient, RetryPolicy
+from private_pypi_github.errors import GitHubUnavailable, RateLimited
 from private_pypi_github.releases import Releases
 from tests.github.conftest import FULL_NAME, OWNER, REPO
 from tests.github.emulator import Emulator

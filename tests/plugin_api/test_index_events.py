@@ -99,7 +99,10 @@ def post(server: RunningServer, action: str, project: str, target: str) -> reque
 
 
 def test_publish_yank_and_unyank_are_told_in_order(tmp_path: Path, receiver: Receiver) -> None:
-    server = start(ServerSpec(tmp_path / "root", {"local": fs_table("local")}), receiver)
+    # One worker: each process tells its changes in order (``events``); another's change could
+    # overtake one whose hook is still starting (the webhook imports requests at its first).
+    spec = ServerSpec(tmp_path / "root", {"local": fs_table("local")}, flags=("--workers=1",))
+    server = start(spec, receiver)
     try:
         filename = wheel_name("demo-pkg", "1.0")
         assert publish(server, "demo-pkg").status_code == 200

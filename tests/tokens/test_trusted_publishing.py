@@ -26,7 +26,8 @@ import trustme
 
 from private_pypi_core.config import repository_settings
 from private_pypi_core.errors import ConfigError
-from private_pypi_core.oidc import MINTED_LIFETIME, REFETCH_COOLDOWN_SECONDS
+from private_pypi_core.issuer_keys import REFETCH_COOLDOWN_SECONDS
+from private_pypi_core.oidc import MINTED_LIFETIME
 from private_pypi_core.repository import Repository
 from private_pypi_core.tokens import TokenRecord, new_token
 from tests.dists import make_wheel

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from private_pypi_core.api import hookimpl
 from private_pypi_fs.backend import FileSystemBackend
-from private_pypi_fs.commands import init_pkg_repo
 
 if TYPE_CHECKING:
     import typer
@@ -21,4 +20,7 @@ def private_pypi_backends() -> list[type[Backend]]:
 
 @hookimpl
 def private_pypi_commands(app: typer.Typer) -> None:
+    # Only the command line asks: a server's workers do without typer.
+    from private_pypi_fs.commands import init_pkg_repo
+
     app.command(name="fs.init_pkg_repo")(init_pkg_repo)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, cast
-
-import requests
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from private_pypi_core.api import (
     Access,
@@ -27,12 +25,17 @@ from private_pypi_core.api import (
 )
 from private_pypi_github import models
 from private_pypi_github.access import access_of, plausible_token
-from private_pypi_github.client import MEDIA_BINARY, GitHubClient, GitHubError
 from private_pypi_github.config import GitHubConfig
-from private_pypi_github.index_file import IndexFileStore
+from private_pypi_github.errors import GitHubError
 from private_pypi_github.models import Asset, Release, Repository
 from private_pypi_github.naming import asset_name, release_tag
-from private_pypi_github.releases import Releases
+
+if TYPE_CHECKING:
+    import requests
+
+    from private_pypi_github.client import GitHubClient
+    from private_pypi_github.index_file import IndexFileStore
+    from private_pypi_github.releases import Releases
 
 REFUSED = frozenset({401, 403, 404})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -50,11 +53,17 @@ class GitHubBackend(Backend):
     ) -> None:
         super().__init__(config, root, admin_secret=admin_secret)
         assert isinstance(config, GitHubConfig)
+        # requests costs a process about 10 MB to import: only a server with a GitHub
+        # repository pays it, not every process that has this plugin installed.
+        from private_pypi_github.client import GitHubClient
+        from private_pypi_github.index_file import IndexFileStore
+        from private_pypi_github.releases import Releases
+
         self.github = config
-        self.client = GitHubClient(config.api_url, config.server_token(admin_secret))
+        self.client: GitHubClient = GitHubClient(config.api_url, config.server_token(admin_secret))
         self.repository_url = self.client.url(f"/repos/{config.full_name}")
-        self.releases = Releases(self.client, config.full_name)
-        self.index_file = IndexFileStore(
+        self.releases: Releases = Releases(self.client, config.full_name)
+        self.index_file: IndexFileStore = IndexFileStore(
             self.client,
             config.full_name,
             config.index_filename,
@@ -126,10 +135,10 @@ class GitHubBackend(Backend):
 
     def download_url(self, dist: DistFile) -> str | None:
         answer = self._request_bytes(dist)
-        if isinstance(answer, requests.Response):
-            answer.close()  # GitHub streams this one itself: the server will stream it too
-            return None
-        return answer
+        if answer is None or isinstance(answer, str):
+            return answer
+        answer.close()  # GitHub streams this one itself: the server will stream it too
+        return None
 
     def write_file(self, dist: DistFile, source: Path) -> None:
         tag = release_tag(dist)
@@ -194,14 +203,7 @@ class GitHubBackend(Backend):
         fresh = asset is None
         asset = asset or self._find(dist)
         while asset is not None:
-            response = self.client.request(
-                "GET",
-                asset.url,
-                headers={"Accept": MEDIA_BINARY},
-                allow_redirects=False,
-                stream=True,
-                accept=frozenset({404}),
-            )
+            response = self.client.download(asset.url)
             if response.status_code in REDIRECTS:
                 response.close()
                 return response.headers["Location"]

@@ -25,6 +25,8 @@ import requests.auth
 import uritemplate
 from requests.adapters import HTTPAdapter
 
+from private_pypi_github.errors import GitHubError, GitHubUnavailable, RateLimited, message_of
+
 log = logging.getLogger(__name__)
 
 API_VERSION = "2022-11-28"
@@ -39,23 +41,6 @@ UPLOAD_TIMEOUT = (10.0, 600.0)
 # GitHub's advice for a secondary rate limit that names no time: wait at least a minute.
 SECONDARY_LIMIT_WAIT = 60.0
 CONNECTIONS = 16  # per host, for the server's threads
-
-
-class GitHubError(OSError):
-    """GitHub refused or failed a request; ``status`` is its HTTP status, if it answered."""
-
-    def __init__(self, message: str, *, status: int | None = None, detail: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.detail = detail  # GitHub's own message, e.g. "Not Found"
-
-
-class GitHubUnavailable(GitHubError):
-    """GitHub could not be reached, or kept failing (5xx), after the retries."""
-
-
-class RateLimited(GitHubError):
-    """GitHub's rate limit refuses requests for longer than the client waits."""
 
 
 class TokenAuth(requests.auth.AuthBase):
@@ -229,6 +214,18 @@ class GitHubClient:
             accept=frozenset({422}),
         )
 
+    def download(self, asset_url: str) -> requests.Response:
+        """GET a release asset's bytes (its API ``url``), streamed: GitHub's redirect to a
+        signed URL (not followed), its own answer, or 404 when the asset is gone."""
+        return self.request(
+            "GET",
+            asset_url,
+            headers={"Accept": MEDIA_BINARY},
+            allow_redirects=False,
+            stream=True,
+            accept=frozenset({404}),
+        )
+
     def _send(
         self,
         method: str,
@@ -327,15 +324,6 @@ def _session() -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
-
-
-def message_of(response: requests.Response) -> str:
-    """GitHub's message in an error answer (its JSON ``message``), or the HTTP reason."""
-    try:
-        message = response.json().get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return str(message) if message else (response.reason or f"HTTP {response.status_code}")
 
 
 def _limit_reason(response: requests.Response) -> str:

@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 from private_pypi_core.api import IndexConflict, IndexFile
 from private_pypi_github import models
-from private_pypi_github.client import MEDIA_RAW, GitHubClient, GitHubError, message_of
+from private_pypi_github.client import MEDIA_RAW, GitHubClient
+from private_pypi_github.errors import GitHubError, message_of
 
 COMMIT_MESSAGE = "Update the package index (private-pypi)"
 

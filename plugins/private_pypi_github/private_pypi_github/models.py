@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from private_pypi_github.client import GitHubError
+from private_pypi_github.errors import GitHubError
 
 T = TypeVar("T")
 

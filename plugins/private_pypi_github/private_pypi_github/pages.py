@@ -9,10 +9,14 @@ branch moved to it; nothing is committed when nothing changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from private_pypi_github import models
-from private_pypi_github.client import GitHubClient, GitHubError
+from private_pypi_github.errors import GitHubError
+
+if TYPE_CHECKING:
+    from private_pypi_github.client import GitHubClient
 
 PAGES_BRANCH = "gh-pages"
 COMMIT_MESSAGE = "Publish the package index (private-pypi)"

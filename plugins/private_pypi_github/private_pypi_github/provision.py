@@ -6,13 +6,17 @@ Every step checks first, so running it again changes nothing that is already the
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from private_pypi_core.api import Access
 from private_pypi_github import models
 from private_pypi_github.access import access_of
-from private_pypi_github.client import GitHubClient, GitHubError, message_of
+from private_pypi_github.errors import GitHubError, message_of
 from private_pypi_github.models import Repository
+
+if TYPE_CHECKING:
+    from private_pypi_github.client import GitHubClient
 
 DESCRIPTION = "Python packages served by private-pypi"
 

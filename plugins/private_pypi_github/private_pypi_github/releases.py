@@ -7,7 +7,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from private_pypi_github import models
-from private_pypi_github.client import PAGE_SIZE, GitHubClient, GitHubError
+from private_pypi_github.client import PAGE_SIZE, GitHubClient
+from private_pypi_github.errors import GitHubError
 from private_pypi_github.models import Asset, Release
 from private_pypi_github.naming import asset_name
 

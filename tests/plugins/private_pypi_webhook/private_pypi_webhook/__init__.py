@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-import requests
-
 from private_pypi_core.api import IndexChange, hookimpl
 
 URL_VARIABLE = "PRIVATE_PYPI_WEBHOOK_URL"
@@ -21,6 +19,8 @@ def private_pypi_index_changed(change: IndexChange) -> None:
     url = os.environ.get(URL_VARIABLE)
     if not url:
         return
+    import requests  # only a server that posts its changes pays for it, at the first change
+
     document = {
         "repository": change.repository,
         "reason": change.reason,
