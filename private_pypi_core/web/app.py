@@ -1,5 +1,5 @@
 """Wires the Falcon ASGI app: routes, error handling and the index sync task; and what a
-worker serves: that app, watched for the access log and metrics."""
+worker serves: that app behind the fast path, watched for the access log and metrics."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from private_pypi_core import metrics, outages
 from private_pypi_core.errors import StorageUnavailable, UserError
 from private_pypi_core.oidc import TokenRefused, TrustedPublishing
 from private_pypi_core.state import ServerSettings
-from private_pypi_core.web import oidc
+from private_pypi_core.web import fast_path, oidc
 from private_pypi_core.web.admin import IndexMtime, Initialize
 from private_pypi_core.web.cross_site import BrowserGuard
 from private_pypi_core.web.health import Healthz, Readyz
@@ -28,7 +28,7 @@ from private_pypi_core.web.observe import Annotate, ASGIApp, Watched
 from private_pypi_core.web.provenance import Provenance
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.session import Login, Logout
-from private_pypi_core.web.simple import FileDownload, ProjectPage, SimpleRoot
+from private_pypi_core.web.simple import PAGE_VARY, FileDownload, ProjectPage, SimpleRoot
 from private_pypi_core.web.status import Status
 from private_pypi_core.web.tokens import RevokeToken, Tokens
 from private_pypi_core.web.ui.description import DescriptionCache
@@ -40,8 +40,11 @@ log = logging.getLogger(__name__)
 MAX_FORM_PARTS = 4096
 
 
-def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
-    runtime = Runtime(settings)
+def create_app(
+    settings: ServerSettings, runtime: Runtime | None = None
+) -> falcon.asgi.App[Any, Any]:
+    """The Falcon app; ``runtime``, when given, is the one the worker's fast path shares."""
+    runtime = runtime or Runtime(settings)
     middleware: list[Any] = [
         BrowserGuard(settings.public_url),
         IndexSync(runtime),
@@ -98,11 +101,16 @@ def create_app(settings: ServerSettings) -> falcon.asgi.App[Any, Any]:
 
 
 def serve_app(settings: ServerSettings, access_log: logging.Logger | None) -> ASGIApp:
-    """What a worker serves: the app, watched when anything is to be written (``access_log``)
-    or counted (``settings.metrics``); as it is, at full speed, when nothing is."""
+    """What a worker serves: the app behind the fast path (``fast_path``), watched when
+    anything is to be written (``access_log``) or counted (``settings.metrics``); as it is, at
+    full speed, when nothing is."""
     if settings.metrics is not None:
         metrics.enable()
-    app: ASGIApp = create_app(settings)
+    runtime = Runtime(settings)
+    app: ASGIApp = create_app(settings, runtime)
+    if fast_path.enabled():
+        metrics_bind = settings.metrics.bind if settings.metrics is not None else None
+        app = fast_path.FastPath(app, runtime, metrics_bind[1] if metrics_bind else None)
     if access_log is None and settings.metrics is None:
         return app
     return Watched(app, access_log=access_log, count=settings.metrics is not None)
@@ -138,7 +146,7 @@ class VaryOnAccept:
     ) -> None:
         path = req.path
         if path.startswith("/simple") and (path.endswith("/") or path.count("/") <= 2):
-            resp.vary = ("Accept", "Accept-Encoding")
+            resp.set_header("Vary", PAGE_VARY)
 
 
 def _multipart_handler() -> MultipartFormHandler:

@@ -1,4 +1,5 @@
-"""Simple pages rendered once per index change and served as bytes, with validators.
+"""Simple pages rendered once per index change and served as bytes, with validators (and,
+once the fast path answered with one, its ASGI messages: ``fast_path``).
 
 A worker keeps one cache per repository. When the repository's index is replaced (an upload,
 a sync), pages of projects whose files and status did not change are kept; the others, and
@@ -10,13 +11,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import falcon
 
 from private_pypi_core.index import PackageIndex
 from private_pypi_core.repository import Repository
+from private_pypi_core.web.observe import Message
 
 GZIP_MIN_BYTES = 1024  # smaller pages gain nothing from compression
 GZIP_LEVEL = 6
@@ -34,6 +36,10 @@ class RenderedPage:
     # If-Modified-Since could not tell them apart, so only the ETag validates this one.
     last_modified: datetime | None
     last_modified_header: str | None  # formatted once, not per request
+    # By (gzip, not modified): the response's start and body messages, built on first use.
+    answers: dict[tuple[bool, bool], tuple[Message, Message]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, body: bytes, replaced: datetime | None) -> RenderedPage:
@@ -82,7 +88,7 @@ class PageCache:
         self._drop(
             lambda key: (
                 key[0] is None
-                or old.projects.get(key[0]) != index.projects.get(key[0])
+                or old.files_of(key[0]) != index.files_of(key[0])
                 or old.status_of(key[0]) != index.status_of(key[0])
             )
         )

@@ -12,16 +12,21 @@ SKIP_CHUNK_BYTES = 1 << 20
 
 
 def byte_range(req: falcon.asgi.Request, size: int, etag: str) -> tuple[int, int] | None:
+    """``requested_range`` for the headers of ``req``."""
+    return requested_range(req.get_header("Range"), req.get_header("If-Range"), size, etag)
+
+
+def requested_range(
+    header: str | None, if_range: str | None, size: int, etag: str
+) -> tuple[int, int] | None:
     """The inclusive (first, last) byte range to send, or ``None`` for the whole file.
 
     A header this server does not act on (several ranges, another unit, a stale ``If-Range``,
     a malformed value) means the whole file, as RFC 9110 allows; a range that starts past the
     end answers 416.
     """
-    header = req.get_header("Range")
     if not header or not header.startswith("bytes=") or "," in header:
         return None
-    if_range = req.get_header("If-Range")
     if if_range is not None and if_range.strip() != etag:
         return None
     first_text, sep, last_text = header.removeprefix("bytes=").strip().partition("-")

@@ -41,6 +41,7 @@ from private_pypi_core.state import (
 )
 from private_pypi_core.throttle import GuessThrottle
 from private_pypi_core.tokens import project_allowed
+from private_pypi_core.web.known_tokens import KnownTokens
 from private_pypi_core.web.page_cache import PageCache
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Runtime:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.auth_cache = AuthCache(settings.auth_read_expires, settings.auth_write_expires)
+        self.known_tokens = KnownTokens()
         self.throttle = GuessThrottle()
         self.audit = AuditLog(settings.root)
         self.sessions = SessionStore(settings.root, settings.session_max_age)
@@ -81,11 +83,15 @@ class Runtime:
             self._configuration = load_configuration(self.settings)
             self._generation = generation
             self.auth_cache.clear()
+            self.known_tokens.clear()
         return self._configuration
 
     def pages(self, repository: Repository) -> PageCache:
         """The rendered pages of ``repository`` in this worker."""
-        return self._page_caches.setdefault(repository.name, PageCache())
+        cache = self._page_caches.get(repository.name)
+        if cache is None:
+            cache = self._page_caches[repository.name] = PageCache()
+        return cache
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.to_thread(function, *args)
@@ -112,6 +118,31 @@ class Runtime:
         req.context.repository = repository  # for the error handlers
         req.context.grant = grant
         return repository
+
+    def authorize_at_once(
+        self, authorization: str | None, cookie: bool, client: str
+    ) -> tuple[Repository, Grant] | None:
+        """What ``authorize`` answers a read with this ``Authorization`` header (and a Cookie
+        header when ``cookie``) from ``client``, where that is known without waiting: an
+        anonymous read, or a credential that opened a repository lately (``check``'s shortcut,
+        and a token ``check`` let in, while its index is unchanged: ``known_tokens``), from a
+        client with no check under way. ``None`` for the rest: a browser session, a credential
+        unknown or refused, a client being throttled: ``authorize`` decides those."""
+        credential = parse_authorization(authorization)
+        if credential is None:
+            if cookie:
+                return None  # perhaps a browser session
+            repository = self.configuration.anonymous_repository()
+            return None if repository is None else (repository, ANONYMOUS_GRANT)
+        repositories = self.configuration.repositories
+        if not self.throttle.idle(client):
+            return None
+        known = self._cached(credential, repositories) or self.known_tokens.find(
+            credential, repositories
+        )
+        if known is None or not known[1].access or refusal_of(known[1], Action.READ, known[0].name):
+            return None
+        return known
 
     def record(
         self, req: falcon.asgi.Request, repository: Repository, action: str, **details: object
@@ -155,6 +186,7 @@ class Runtime:
             found, grant = await self.run(resolve, repositories, credential)
             if found is not None:
                 self.auth_cache.put(credential, found.name, grant)
+                self.known_tokens.note(credential, found, grant, repositories)
             return grant.access
 
         await self.throttle.check(client, credential.username or "", verify)
@@ -211,6 +243,7 @@ class Runtime:
         self._configuration = configuration
         self._generation = config_generation(self.settings)
         self.auth_cache.clear()
+        self.known_tokens.clear()
         return configuration
 
     async def sync_forever(self) -> None:

@@ -2,35 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import BinaryIO
-
 import falcon
 import falcon.asgi
 
 from private_pypi_core import metrics
 from private_pypi_core.auth import Action
 from private_pypi_core.backend import DistFile
-from private_pypi_core.dists import content_type, normalize_project, validate_project
+from private_pypi_core.dists import normalize_project, validate_project
 from private_pypi_core.errors import NotFound
 from private_pypi_core.index import IndexEntry, PackageIndex
 from private_pypi_core.metadata import COMPANION_SUFFIX
 from private_pypi_core.repository import Repository
 from private_pypi_core.web import pages
 from private_pypi_core.web.conditional import accepts_gzip, not_modified
+from private_pypi_core.web.downloads import file_etag, file_headers, open_part
 from private_pypi_core.web.negotiation import HTML_LEGACY, JSON_V1, choose_format
 from private_pypi_core.web.page_cache import RenderedPage
-from private_pypi_core.web.ranges import byte_range, skip
+from private_pypi_core.web.ranges import byte_range
 from private_pypi_core.web.redirects import plain
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.upload import receive_upload
 
-DOWNLOAD_CHUNK_BYTES = 1 << 20
-METADATA_CONTENT_TYPE = "text/plain; charset=utf-8"
-
-
 PAGE_CACHE_CONTROL = "private, max-age=0, must-revalidate"  # uploads show at once
-FILE_CACHE_CONTROL = "private, max-age=31536000, immutable"  # a published file never changes
+# On every simple page (PEP 691), redirects and errors included (``app.VaryOnAccept``), so
+# caches keep the HTML and JSON forms (and their gzip forms) apart.
+PAGE_VARY = "Accept, Accept-Encoding"
 
 
 def _query(req: falcon.asgi.Request) -> str:
@@ -42,23 +38,87 @@ def _negotiate(req: falcon.asgi.Request) -> str:
     return choose_format(req.get_header("Accept"), req.get_param("format"))
 
 
+def root_page(runtime: Runtime, repository: Repository, media_type: str) -> RenderedPage:
+    """``/simple/`` of ``repository`` in ``media_type``, rendered once per index change."""
+
+    def render(index: PackageIndex) -> bytes:
+        if media_type == JSON_V1:
+            return pages.root_json(index.projects)
+        return pages.root_page(index.projects).encode()
+
+    return runtime.pages(repository).page(repository, (None, media_type), render)
+
+
+def project_page(
+    runtime: Runtime, repository: Repository, project: str, media_type: str
+) -> RenderedPage:
+    """``/simple/<project>/`` of a normalised project the repository lists, in
+    ``media_type``, rendered once per change of its files or status."""
+
+    def render(index: PackageIndex) -> bytes:
+        entries = index.files_of(project) or []
+        tracks, alternates = pages.pep708_urls(repository.config, project)
+        status = index.status_of(project)
+        provenances = pages.provenance_urls(runtime.settings.public_url, entries)
+        if media_type == JSON_V1:
+            return pages.project_json(
+                project, entries, tracks, alternates, None, status, provenances
+            )
+        return pages.project_page(
+            project, entries, tracks, alternates, None, status, provenances
+        ).encode()
+
+    return runtime.pages(repository).page(repository, (project, media_type), render)
+
+
+def page_headers(
+    page: RenderedPage, media_type: str, use_gzip: bool, current: bool
+) -> list[tuple[str, str]]:
+    """The headers of a page's answer (a 304 when the client's copy is ``current``), but for
+    Vary and Content-Length."""
+    content_type = f"{media_type}; charset=utf-8" if media_type == HTML_LEGACY else media_type
+    headers = [
+        ("Content-Type", content_type),
+        ("Cache-Control", PAGE_CACHE_CONTROL),
+        ("ETag", page.gzip_etag if use_gzip else page.etag),
+    ]
+    if page.last_modified_header is not None:
+        headers.append(("Last-Modified", page.last_modified_header))
+    if use_gzip and not current:
+        headers.append(("Content-Encoding", "gzip"))
+    return headers
+
+
 def _serve_page(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, page: RenderedPage, media_type: str
 ) -> None:
-    resp.content_type = f"{media_type}; charset=utf-8" if media_type == HTML_LEGACY else media_type
-    resp.cache_control = [PAGE_CACHE_CONTROL]
     use_gzip = page.gzipped is not None and accepts_gzip(req)
-    resp.etag = page.gzip_etag if use_gzip else page.etag
-    if page.last_modified_header is not None:
-        resp.set_header("Last-Modified", page.last_modified_header)
-    if not_modified(req, page.last_modified, page.etag, page.gzip_etag):
+    current = not_modified(req, page.last_modified, page.etag, page.gzip_etag)
+    resp.set_headers(page_headers(page, media_type, use_gzip, current))
+    if current:
         resp.status = falcon.HTTP_304
-        return
-    if use_gzip:
-        resp.set_header("Content-Encoding", "gzip")
+    elif use_gzip:
         resp.data = page.gzipped
     else:
         resp.data = page.body
+
+
+def find_file(
+    repository: Repository, project: str, filename: str
+) -> tuple[IndexEntry, bool] | None:
+    """The entry of a file (or of the file whose core metadata ``filename`` names: then
+    ``True``) that ``repository`` serves under ``project``, as the URL spells them."""
+    is_metadata = filename.endswith(COMPANION_SUFFIX)
+    index = repository.index
+    entry = index.entry(filename.removesuffix(COMPANION_SUFFIX), normalize_project(project))
+    if (
+        entry is None
+        or entry.project != normalize_project(project)
+        or (is_metadata and not entry.metadata_sha256)
+        or not index.status_of(entry.project).serves_files  # PEP 792: quarantined
+    ):
+        return None
+    return entry, is_metadata
 
 
 class Upload:
@@ -106,14 +166,7 @@ class SimpleRoot(Upload):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         repository = await self.runtime.authorize(req, Action.READ)
         media_type = _negotiate(req)
-
-        def render(index: PackageIndex) -> bytes:
-            if media_type == JSON_V1:
-                return pages.root_json(index.projects)
-            return pages.root_page(index.projects).encode()
-
-        page = self.runtime.pages(repository).page(repository, (None, media_type), render)
-        _serve_page(req, resp, page, media_type)
+        _serve_page(req, resp, root_page(self.runtime, repository, media_type), media_type)
 
     async def on_get_bare(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """``GET /simple``: to ``/simple/``, where the page's relative links resolve."""
@@ -141,7 +194,7 @@ class ProjectPage:
             raise falcon.HTTPMovedPermanently(
                 f"/simple/{normalized}/{_query(req)}", headers=plain()
             )
-        if normalized not in repository.index.projects:
+        if repository.index.files_of(normalized) is None:
             extra_index_url = self.runtime.settings.extra_index_url
             if not extra_index_url:
                 raise NotFound(f"No project named {normalized!r} in {repository.name!r}.")
@@ -149,21 +202,7 @@ class ProjectPage:
                 f"{extra_index_url.rstrip('/')}/{normalized}/", headers=plain()
             )
         media_type = _negotiate(req)
-
-        def render(index: PackageIndex) -> bytes:
-            entries = index.projects[normalized]
-            tracks, alternates = pages.pep708_urls(repository.config, normalized)
-            status = index.status_of(normalized)
-            provenances = pages.provenance_urls(self.runtime.settings.public_url, entries)
-            if media_type == JSON_V1:
-                return pages.project_json(
-                    normalized, entries, tracks, alternates, None, status, provenances
-                )
-            return pages.project_page(
-                normalized, entries, tracks, alternates, None, status, provenances
-            ).encode()
-
-        page = self.runtime.pages(repository).page(repository, (normalized, media_type), render)
+        page = project_page(self.runtime, repository, normalized, media_type)
         _serve_page(req, resp, page, media_type)
 
 
@@ -178,15 +217,18 @@ class FileDownload:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project: str, filename: str
     ) -> None:
         _, entry, is_metadata = await self._find(req, project, filename)
-        _file_headers(resp, entry, is_metadata)
+        resp.set_headers(file_headers(entry, is_metadata))
 
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project: str, filename: str
     ) -> None:
         repository, entry, is_metadata = await self._find(req, project, filename)
-        etag = _file_headers(resp, entry, is_metadata)
+        resp.set_headers(file_headers(entry, is_metadata))
+        etag = file_etag(entry, is_metadata)
         if not_modified(req, entry.upload_time, etag):
             resp.status = falcon.HTTP_304
+            # No Content-Length on a 304: uvicorn would wait for that many bytes of body.
+            resp.delete_header("Content-Length")
             return
         if is_metadata:
             resp.data = await self.runtime.run(read_stored, repository, entry.metadata_dist)
@@ -200,57 +242,18 @@ class FileDownload:
             first, last = requested
             resp.status = falcon.HTTP_206
             resp.content_range = (first, last, entry.size)
-        try:
-            stream = await self.runtime.run(repository.backend.open_file, entry.dist)
-        except FileNotFoundError:
-            raise NotFound(f"{filename!r} is listed but no longer stored.") from None
-        resp.content_length = last - first + 1
-        resp.stream = self._chunks(stream, first, last - first + 1)
+        part = await open_part(self.runtime, repository, entry.dist, first, last - first + 1)
+        resp.content_length = part.length
+        resp.stream = part.chunks(self.runtime)
 
     async def _find(
         self, req: falcon.asgi.Request, project: str, filename: str
     ) -> tuple[Repository, IndexEntry, bool]:
         repository = await self.runtime.authorize(req, Action.READ)
-        is_metadata = filename.endswith(COMPANION_SUFFIX)
-        index = repository.index
-        entry = index.entries.get(filename.removesuffix(COMPANION_SUFFIX))
-        if (
-            entry is None
-            or entry.project != normalize_project(project)
-            or (is_metadata and not entry.metadata_sha256)
-            or not index.status_of(entry.project).serves_files  # PEP 792: quarantined
-        ):
+        found = find_file(repository, project, filename)
+        if found is None:
             raise NotFound(f"No file {filename!r} in project {project!r}.")
-        return repository, entry, is_metadata
-
-    async def _chunks(self, stream: BinaryIO, offset: int, length: int) -> AsyncIterator[bytes]:
-        try:
-            if offset:
-                await self.runtime.run(skip, stream, offset)
-            while length > 0:
-                chunk = await self.runtime.run(stream.read, min(DOWNLOAD_CHUNK_BYTES, length))
-                if not chunk:
-                    break
-                length -= len(chunk)
-                yield chunk
-        finally:
-            stream.close()
-
-
-def _file_headers(resp: falcon.asgi.Response, entry: IndexEntry, is_metadata: bool) -> str:
-    """Set the headers of a file or metadata response; its ETag."""
-    if is_metadata:
-        resp.content_type = METADATA_CONTENT_TYPE
-        etag = f'"{entry.metadata_sha256}"'
-    else:
-        resp.content_type = content_type(entry.filename)
-        resp.content_length = entry.size
-        resp.accept_ranges = "bytes"
-        etag = f'"{entry.sha256}"'
-    resp.etag = etag
-    resp.last_modified = entry.upload_time
-    resp.cache_control = [FILE_CACHE_CONTROL]
-    return etag
+        return repository, *found
 
 
 def read_stored(repository: Repository, dist: DistFile) -> bytes:
