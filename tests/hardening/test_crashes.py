@@ -228,10 +228,13 @@ def restarted(
         root / "tmp" / ".upload-k1ll3d.metadata",
         root / "cache" / "local" / ".index.json.k1ll3d.tmp",  # the local index (atomic_write)
         root / "initialized" / ".config.toml.k1ll3d.tmp",  # /initialize/ (atomic_write)
+        root / "cache" / "local" / "index-parts" / f".0ab-{'0' * 32}.k1ll3d.tmp",  # its parts
         storage / ".index.json.k1ll3d.tmp",  # the remote index in the fs store (atomic_write)
         storage / "demo-pkg" / ".demo_pkg-2.0-py3-none-any.whl.k1ll3d.tmp",  # _copy_in
+        storage / ".index-parts" / f".0ab-{'0' * 32}.k1ll3d.tmp",  # write_index_part
     ]
     for path in planted:
+        path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"half written")
     server = spec.start()
     try:
@@ -244,7 +247,7 @@ def test_restart_removes_temp_files_of_uploads_and_local_writes(
     restarted: tuple[RunningServer, list[Path]],
 ) -> None:
     server, planted = restarted
-    left = [path for path in planted[:4] if path.exists()]
+    left = [path for path in planted[:5] if path.exists()]
     assert not left, f"left after the restart: {left}"
     assert not list((server.root / "tmp").iterdir())
     assert [name for name, _ in listing(server)["demo-pkg"]] == [wheel_name("demo-pkg", "1.0")]
@@ -254,7 +257,7 @@ def test_restart_removes_temp_files_of_writes_in_the_store(
     restarted: tuple[RunningServer, list[Path]],
 ) -> None:
     _, planted = restarted
-    left = [path for path in planted[4:] if path.exists()]
+    left = [path for path in planted[5:] if path.exists()]
     assert not left, f"left in the store after the restart: {left}"
 
 
