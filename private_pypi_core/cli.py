@@ -23,6 +23,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access
+from private_pypi_core.cache_command import cache_app
 from private_pypi_core.config import config_from_flags, config_table
 from private_pypi_core.errors import (
     ConfigError,
@@ -308,6 +309,7 @@ def update_index(
     from any other --key=value flag, as in the config file (e.g. --storage_path=/srv/packages).
     """
     from private_pypi_core.repository import Repository
+    from private_pypi_core.virtual_backend import VIRTUAL_TYPE
 
     secret = secret_from(secret, secret_env)
     # A store that fails is this command's error, said once on its own line ("Error: ..."),
@@ -317,6 +319,11 @@ def update_index(
     config = config or served_config_file(root)
     settings = config_table(config, name, type) if config is not None else {}
     repo = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
+    if repo.proxy is not None or repo.config.type == VIRTUAL_TYPE:
+        raise ConfigError(
+            f"{name!r} is a {'proxy' if repo.proxy else 'virtual'} repository: its index is "
+            "made of other indexes' pages, not of files stored, so there is nothing to rebuild"
+        )
     with _removed_if_failed(root / "cache"):
         repository = Repository(repo.config, root, admin_secret=secret, auth=repo.auth)
         grant = repository.authenticate(Credential(username=name, secret=secret))
@@ -352,6 +359,7 @@ app.command()(yank)
 app.command()(unyank)
 app.command()(status)
 app.add_typer(token_app, name="token")
+app.add_typer(cache_app, name="cache")
 app.command(name="audit")(audit)
 
 

@@ -39,8 +39,10 @@ from private_pypi_core.errors import ConfigError
 from private_pypi_core.files import atomic_write
 from private_pypi_core.oidc import trusted_publishers
 from private_pypi_core.plugins import auth_provider_class, backend_class
+from private_pypi_core.proxy.settings import ProxySettings
 
 CORE_KEYS = frozenset({"name", "type"})
+PROXY_KEY = "proxy"  # the [<repository>.proxy] table: the repository mirrors an upstream
 T = TypeVar("T")
 
 
@@ -99,10 +101,12 @@ def parse_toml(text: str, *, label: str) -> TomlSource:
 
 @dataclass(frozen=True)
 class RepositorySettings:
-    """One repository's settings: its backend's, and those of each of its auth providers."""
+    """One repository's settings: its backend's, those of each of its auth providers, and
+    its upstream's when it is a proxy."""
 
     config: BackendConfig
     auth: dict[str, ProviderSettings]
+    proxy: ProxySettings | None = None
 
 
 def load_repositories(source: TomlSource) -> dict[str, RepositorySettings]:
@@ -127,7 +131,16 @@ def repository_settings(name: str, table: Mapping[str, Any], *, label: str) -> R
             raise ConfigError(f"{where}: {error}") from None
         values = table.get(provider, {})
         auth[provider] = build_config(settings_class, values, where=f"{label}: [{name}.{provider}]")
-    return RepositorySettings(config=config, auth=auth)
+    proxy = table.get(PROXY_KEY)
+    if proxy is not None and not isinstance(proxy, dict):
+        raise ConfigError(f"{where}: {PROXY_KEY!r} must be a table ([{name}.{PROXY_KEY}])")
+    return RepositorySettings(
+        config=config,
+        auth=auth,
+        proxy=build_config(ProxySettings, proxy, where=f"{label}: [{name}.{PROXY_KEY}]")
+        if proxy is not None
+        else None,
+    )
 
 
 def repository_config(name: str, table: Mapping[str, Any], *, label: str) -> BackendConfig:
@@ -144,7 +157,8 @@ def repository_config(name: str, table: Mapping[str, Any], *, label: str) -> Bac
         config_class = backend_class(type_name).config_class
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
-    values = {key: value for key, value in table.items() if key not in provider_tables(table)}
+    tables = provider_tables(table) | {PROXY_KEY}
+    values = {key: value for key, value in table.items() if key not in tables}
     config = build_config(config_class, {**values, "name": name}, where=where)
     try:
         trusted_publishers(config)
@@ -228,7 +242,8 @@ def check_anonymous(config: TomlSource, admin: TomlSource) -> None:
         except ConfigError:
             continue  # the full check names the unknown type
         known = {f.name for f in dataclasses.fields(config_class)}
-        _refuse_keys(config.label, name, (set(table) & known) - config_class.anonymous_keys)
+        refused = (set(table) & known) - config_class.anonymous_keys
+        _refuse_keys(config.label, name, refused | ({PROXY_KEY} & set(table)))
         for provider in provider_tables(table):
             try:
                 allowed = auth_provider_class(provider).settings_class.anonymous_keys

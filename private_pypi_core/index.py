@@ -104,8 +104,8 @@ class IndexEntry:
     project: str  # normalised
     version: str
     sha256: str
-    size: int
-    upload_time: datetime
+    size: int  # 0 when unknown: a proxied file from an upstream page without sizes
+    upload_time: datetime | None  # None only for a proxied file its upstream gave none
     requires_python: str | None = None
     md5: str | None = None
     blake2b_256: str | None = None
@@ -114,6 +114,8 @@ class IndexEntry:
     attestations_sha256: str | None = None  # set when "<filename>.attestations" is stored
     # The PEP 740 publisher object of the trusted publisher that uploaded the file, if one did.
     publisher: Mapping[str, Any] | None = field(default=None, hash=False)
+    # Where a proxy repository fetches the file from (its upstream's URL) when not cached.
+    url: str | None = None
 
     @property
     def dist(self) -> DistFile:
@@ -162,6 +164,8 @@ class ProjectStatus:
 
 
 ACTIVE = ProjectStatus()
+# Sorts before every upload time: that of a file without one, where a time is needed.
+UNKNOWN_TIME = datetime.fromtimestamp(0, UTC)
 
 
 def shard_key(project: str) -> str:
@@ -290,6 +294,21 @@ class PackageIndex:
         for key, files in changed.items():
             shard = shards.get(key)
             shards[key] = shard.with_entries(files) if shard is not None else Shard(files)
+        return dataclasses.replace(self, shards=shards)
+
+    def with_project(self, project: str, entries: Iterable[IndexEntry]) -> PackageIndex:
+        """The files of the normalised ``project`` replaced by ``entries`` (none: dropped)."""
+        key = shard_key(project)
+        shard = self.shards.get(key)
+        kept = {
+            name: entry
+            for name, entry in (shard.entries.items() if shard is not None else ())
+            if entry.project != project
+        }
+        files = {**kept, **{entry.filename: entry for entry in entries}}
+        shards = {k: v for k, v in self.shards.items() if k != key}
+        if files:
+            shards[key] = Shard(files)
         return dataclasses.replace(self, shards=shards)
 
     def with_token(self, token: TokenRecord) -> PackageIndex:
@@ -462,7 +481,7 @@ def _record(entry: IndexEntry) -> dict[str, Any]:
         "version": entry.version,
         "sha256": entry.sha256,
         "size": entry.size,
-        "upload_time": entry.upload_time.isoformat(),
+        "upload_time": entry.upload_time.isoformat() if entry.upload_time else None,
     }
     for name in OPTIONAL_FIELDS:
         value = getattr(entry, name)
@@ -484,14 +503,14 @@ def _status(record: Mapping[str, Any]) -> ProjectStatus:
 
 
 def _entry(filename: str, record: Mapping[str, Any]) -> IndexEntry:
-    upload_time = datetime.fromisoformat(record["upload_time"])
+    upload_time = record["upload_time"] and datetime.fromisoformat(record["upload_time"])
     return IndexEntry(
         filename,
         record["project"],
         record["version"],
         record["sha256"],
         record["size"],
-        upload_time if upload_time.tzinfo else upload_time.replace(tzinfo=UTC),
+        upload_time and (upload_time if upload_time.tzinfo else upload_time.replace(tzinfo=UTC)),
         *map(record.get, OPTIONAL_FIELDS),
     )
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import pluggy
 
-from private_pypi_core import hookspecs, secrets_provider, tokens
+from private_pypi_core import hookspecs, secrets_provider, tokens, virtual_backend
 from private_pypi_core.auth_provider import AuthProvider
 from private_pypi_core.backend import Backend
 from private_pypi_core.errors import ConfigError
@@ -23,6 +23,7 @@ def plugin_manager() -> pluggy.PluginManager:
     manager.add_hookspecs(hookspecs)
     manager.register(secrets_provider, name="private_pypi_core.secrets")
     manager.register(tokens, name="private_pypi_core.tokens")
+    manager.register(virtual_backend, name="private_pypi_core.virtual")
     manager.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
     return manager
 

@@ -259,6 +259,19 @@ class Repository:
     def sync_due(self) -> bool:
         return time.time() - self.index_mtime() >= self.config.sync_index_interval
 
+    def refresh_project(self, project: str) -> str | None:
+        """Bring the page of the normalised ``project`` up to date before it is served; the
+        value of a ``Warning`` header when it could not be. A repository that holds its own
+        files has nothing to do: proxy and virtual repositories (``proxy``, ``virtual``) do."""
+        return None
+
+    def page_is_fresh(self, project: str) -> bool:
+        """Whether ``refresh_project`` would return at once, with no warning."""
+        return True
+
+    def check_uploads(self) -> None:
+        """``Forbidden`` when the repository takes no uploads at all."""
+
     def sync(self, *, wait: bool = True) -> bool:
         """Copy the remote index to the local one; with ``wait=False`` skip if another worker is
         already at it. Returns whether this call synced."""

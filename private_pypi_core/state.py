@@ -24,6 +24,7 @@ import filelock
 from private_pypi_core.auth import generate_secret
 from private_pypi_core.config import (
     AdminSecret,
+    RepositorySettings,
     TomlSource,
     add_tables,
     check_anonymous,
@@ -39,10 +40,13 @@ from private_pypi_core.files import (
     file_version,
     remove_stale_temp_files,
 )
+from private_pypi_core.proxy.repository import ProxyRepository
 from private_pypi_core.repository import Repository
 
 # Light enough for the gunicorn master on its own; the rest of the core imports it from here.
 from private_pypi_core.settings import ServerSettings as ServerSettings
+from private_pypi_core.virtual import VirtualRepository
+from private_pypi_core.virtual_backend import VIRTUAL_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +183,19 @@ def initialize(
     return configuration
 
 
+def open_repository(
+    settings: RepositorySettings, root: Path, admin_secret: str | None
+) -> Repository:
+    """The repository of ``settings``: a proxy with a ``proxy`` table, a virtual repository
+    of type ``virtual`` (its members attached later), else one holding its own files."""
+    if settings.proxy is not None:
+        return ProxyRepository(
+            settings.config, root, settings.proxy, admin_secret=admin_secret, auth=settings.auth
+        )
+    kind = VirtualRepository if settings.config.type == VIRTUAL_TYPE else Repository
+    return kind(settings.config, root, admin_secret=admin_secret, auth=settings.auth)
+
+
 def config_generation(settings: ServerSettings) -> FileVersion | None:
     """Changes whenever ``/initialize/`` replaced the config; ``None`` if it never did."""
     return file_version(settings.initialized_config)
@@ -201,13 +218,17 @@ def _configuration(
     for name, repository in settings.items():
         admin_secret = admin_secrets[name].secret if name in admin_secrets else None
         try:
-            repositories[name] = Repository(
-                repository.config, root, admin_secret=admin_secret, auth=repository.auth
-            )
+            repositories[name] = open_repository(repository, root, admin_secret)
         except OSError as error:
             raise ConfigError(
                 f"{config.label}: repository [{name}]: its storage cannot be used: {error}"
             ) from None
+    for opened in repositories.values():
+        if isinstance(opened, VirtualRepository):
+            try:
+                opened.attach(repositories)
+            except ConfigError as error:
+                raise ConfigError(f"{config.label}: {error}") from None
     return Configuration(
         origin=origin, repositories=repositories, admin_secrets=admin_secrets, root=root
     )

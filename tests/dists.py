@@ -11,16 +11,21 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+WHEEL_DATE = (2026, 1, 1, 0, 0, 0)
+
 
 def _record_hash(data: bytes) -> str:
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return f"sha256={digest}"
 
 
-def metadata(name: str, version: str, requires_python: str | None = None) -> str:
+def metadata(
+    name: str, version: str, requires_python: str | None = None, requires: tuple[str, ...] = ()
+) -> str:
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
+    lines += [f"Requires-Dist: {requirement}" for requirement in requires]
     return "\n".join(lines) + "\n\n"
 
 
@@ -31,13 +36,15 @@ def make_wheel(
     *,
     requires_python: str | None = None,
     payload: str = "",
+    requires: tuple[str, ...] = (),
 ) -> Path:
-    """A pure-Python wheel whose module ``<name>`` has ``VERSION`` (and ``payload``)."""
+    """A pure-Python wheel whose module ``<name>`` has ``VERSION`` (and ``payload``), which
+    depends on ``requires``."""
     module = canonicalize_name(name).replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
     files = {
         f"{module}/__init__.py": f"VERSION = {version!r}\nPAYLOAD = {payload!r}\n".encode(),
-        f"{dist_info}/METADATA": metadata(name, version, requires_python).encode(),
+        f"{dist_info}/METADATA": metadata(name, version, requires_python, requires).encode(),
         f"{dist_info}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         ),
@@ -47,9 +54,11 @@ def make_wheel(
     path = directory / f"{module}-{version}-py3-none-any.whl"
     directory.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as wheel:
-        for member, data in files.items():
-            wheel.writestr(member, data)
-        wheel.writestr(f"{dist_info}/RECORD", record)
+        # A fixed date: the same wheel built twice is the same bytes, whatever the clock.
+        for member, data in [*files.items(), (f"{dist_info}/RECORD", record.encode())]:
+            wheel.writestr(
+                zipfile.ZipInfo(member, date_time=WHEEL_DATE), data, zipfile.ZIP_DEFLATED
+            )
     return path
 
 

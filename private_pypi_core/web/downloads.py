@@ -45,11 +45,10 @@ def file_headers(entry: IndexEntry, is_metadata: bool) -> list[tuple[str, str]]:
             ("Content-Length", str(entry.size)),
             ("Accept-Ranges", "bytes"),
         ]
-    headers += [
-        ("ETag", file_etag(entry, is_metadata)),
-        ("Last-Modified", falcon.dt_to_http(entry.upload_time)),
-        ("Cache-Control", FILE_CACHE_CONTROL),
-    ]
+    headers.append(("ETag", file_etag(entry, is_metadata)))
+    if entry.upload_time is not None:
+        headers.append(("Last-Modified", falcon.dt_to_http(entry.upload_time)))
+    headers.append(("Cache-Control", FILE_CACHE_CONTROL))
     return headers
 
 

@@ -148,7 +148,9 @@ class FastPath:
         except UserError:
             return None
         if project is not None and (
-            not _normalized(project) or repository.index.files_of(project) is None
+            not _normalized(project)
+            or not repository.page_is_fresh(project)  # a proxy's page to renew
+            or repository.index.files_of(project) is None
         ):
             return None
         if project is None:

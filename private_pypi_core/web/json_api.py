@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 from private_pypi_core.auth import Action
 from private_pypi_core.dists import normalize_project
 from private_pypi_core.errors import NotFound
-from private_pypi_core.index import IndexEntry
+from private_pypi_core.index import UNKNOWN_TIME, IndexEntry
 from private_pypi_core.metadata import parse_metadata
 from private_pypi_core.repository import Repository
 from private_pypi_core.web.pages import upload_time
@@ -86,7 +86,7 @@ class ProjectJson:
             releases.setdefault(entry.version, []).append(_file(entry, base))
         document = {
             "info": _info(normalized, chosen, files, metadata, public_url),
-            "last_serial": int(max(e.upload_time for e in entries).timestamp()),
+            "last_serial": int(max(e.upload_time or UNKNOWN_TIME for e in entries).timestamp()),
             "releases": releases if version is None else {},
             "urls": [_file(entry, base) for entry in files],
             "vulnerabilities": [],
@@ -168,7 +168,7 @@ def _file(entry: IndexEntry, base: str) -> dict[str, Any]:
         "python_version": entry.filename.split("-")[-3] if wheel else "source",
         "requires_python": entry.requires_python,
         "size": entry.size,
-        "upload_time": entry.upload_time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "upload_time": entry.upload_time and entry.upload_time.strftime("%Y-%m-%dT%H:%M:%S"),
         "upload_time_iso_8601": upload_time(entry),
         "url": base + quote(entry.filename),
         "yanked": entry.yanked is not None,

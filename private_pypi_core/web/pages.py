@@ -122,9 +122,10 @@ def _file_json(entry: IndexEntry, url: str, provenance_urls: Mapping[str, str]) 
         "yanked": entry.yanked or (entry.yanked is not None),
         "core-metadata": {"sha256": entry.metadata_sha256} if entry.metadata_sha256 else False,
         "size": entry.size,
-        "upload-time": upload_time(entry),
         "provenance": provenance_urls.get(entry.filename),
     }
+    if entry.upload_time is not None:  # optional in PEP 700: a proxied file may have none
+        file["upload-time"] = upload_time(entry)
     if entry.requires_python:
         file["requires-python"] = entry.requires_python
     return file
@@ -158,8 +159,10 @@ def provenance_urls(public_url: str, entries: Iterable[IndexEntry]) -> dict[str,
     }
 
 
-def upload_time(entry: IndexEntry) -> str:
+def upload_time(entry: IndexEntry) -> str | None:
     """ISO 8601 in UTC with microseconds and ``Z``, as PEP 700 spells it."""
+    if entry.upload_time is None:
+        return None
     return entry.upload_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

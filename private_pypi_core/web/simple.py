@@ -132,6 +132,7 @@ class Upload:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         repository = await self.runtime.authorize(req, Action.UPLOAD)
+        repository.check_uploads()  # before the body is read
         try:
             async with receive_upload(
                 req,
@@ -194,6 +195,9 @@ class ProjectPage:
             raise falcon.HTTPMovedPermanently(
                 f"/simple/{normalized}/{_query(req)}", headers=plain()
             )
+        warning = await self.runtime.run(repository.refresh_project, normalized)
+        if warning is not None:
+            resp.set_header("Warning", warning)
         if repository.index.files_of(normalized) is None:
             extra_index_url = self.runtime.settings.extra_index_url
             if not extra_index_url:
@@ -251,9 +255,17 @@ class FileDownload:
     ) -> tuple[Repository, IndexEntry, bool]:
         repository = await self.runtime.authorize(req, Action.READ)
         found = find_file(repository, project, filename)
+        if found is not None and not found[0].size and found[0].url is not None:
+            # A proxied file whose upstream gave no size: fetched first, so it is listed.
+            await self.runtime.run(_fetch, repository, found[0].dist)
+            found = find_file(repository, project, filename)
         if found is None:
             raise NotFound(f"No file {filename!r} in project {project!r}.")
         return repository, *found
+
+
+def _fetch(repository: Repository, dist: DistFile) -> None:
+    repository.backend.open_file(dist).close()
 
 
 def read_stored(repository: Repository, dist: DistFile) -> bytes:

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from private_pypi_core.index import IndexEntry, PackageIndex, ProjectStatus
+from private_pypi_core.index import UNKNOWN_TIME, IndexEntry, PackageIndex, ProjectStatus
 from private_pypi_core.web.json_api import latest_version
 
 PAGE_SIZE = 50
@@ -73,7 +73,7 @@ def list_projects(index: PackageIndex, query: str, sort: str, page: int) -> List
 
 
 def _newest_upload(entries: Sequence[IndexEntry]) -> datetime:
-    return max(entry.upload_time for entry in entries)
+    return max(entry.upload_time or UNKNOWN_TIME for entry in entries)
 
 
 @dataclass(frozen=True)

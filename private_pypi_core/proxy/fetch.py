@@ -1,0 +1,225 @@
+"""A proxy repository's store: its cache backend, which fetches a file it does not hold yet
+from the upstream as the first client asks for it.
+
+The bytes go to the client as they arrive, and to a temp file; the file is stored only once
+it is whole and its sha256 is the one the upstream's page gave. The last chunk is held back
+until then, so a client never receives a complete file that does not match: a download that
+breaks off, or does not match, ends the client's response short and is never stored.
+
+Concurrent first requests for one file, in any worker of the server, download it once: the
+first holds a lock file while fetching; the others wait for it, then read what it stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
+
+import filelock
+
+from private_pypi_core.backend import (
+    Backend,
+    DistFile,
+    FileExists,
+    IndexFile,
+    StoredFile,
+)
+from private_pypi_core.proxy.upstream import Upstream, UpstreamFailed, UpstreamTimedOut
+
+if TYPE_CHECKING:
+    import requests
+
+log = logging.getLogger(__name__)
+
+FETCH_CHUNK_BYTES = 1 << 20
+# How long a request waits for another one fetching the same file before giving up.
+WAIT_FOR_FETCH_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a file not yet cached comes from, and what it must be."""
+
+    url: str
+    sha256: str
+    size: int  # 0: unknown (an upstream page without sizes)
+
+
+class CachingBackend(Backend):
+    """The cache ``store`` of a proxy repository, filled from the upstream on demand;
+    ``source`` says where a listed file comes from (``None``: not listed)."""
+
+    def __init__(
+        self,
+        store: Backend,
+        upstream: Upstream,
+        source: Callable[[DistFile], Source | None],
+        folder: Path,
+        temp_dir: Path,
+        sized: Callable[[DistFile, int], None],
+    ) -> None:
+        """``sized`` is told the size of a file stored whose size its ``Source`` left out."""
+        super().__init__(store.config, store.root, admin_secret=store.admin_secret)
+        self.store = store
+        self.sized = sized
+        self.upstream = upstream
+        self.source = source
+        self.locks = folder / "fetching"
+        self.locks.mkdir(mode=0o700, exist_ok=True)
+        self.temp_dir = temp_dir
+        self.stores_index_parts = store.stores_index_parts  # type: ignore[misc]
+
+    def open_file(self, dist: DistFile) -> BinaryIO:
+        try:
+            return self.store.open_file(dist)
+        except FileNotFoundError:
+            pass
+        source = self.source(dist)
+        if source is None:
+            raise FileNotFoundError(dist.filename)
+        lock = filelock.FileLock(self.locks / f"{source.sha256}.lock", thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:  # another request is fetching it: wait, then read the store
+            try:
+                lock.acquire(timeout=WAIT_FOR_FETCH_SECONDS)
+            except filelock.Timeout:
+                raise UpstreamTimedOut(f"{dist.filename!r} is still being fetched") from None
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                stream = self.store.open_file(dist)  # stored while this request waited
+                _release(lock)
+                return stream
+            fetch = Fetch(self, dist, source, lock)
+        except BaseException:
+            _release(lock)
+            raise
+        if source.size:
+            return cast(BinaryIO, fetch)
+        with fetch:  # size unknown: fetched whole, then served from the store
+            while fetch.read(FETCH_CHUNK_BYTES):
+                pass
+        return self.store.open_file(dist)
+
+    def download_url(self, dist: DistFile) -> str | None:
+        return None  # a file may not be cached yet: always sent through this server
+
+    def list_files(self) -> Iterable[StoredFile]:
+        return self.store.list_files()
+
+    def write_file(self, dist: DistFile, source: Path) -> None:
+        self.store.write_file(dist, source)
+
+    def delete_file(self, dist: DistFile) -> None:
+        self.store.delete_file(dist)
+
+    def read_index(self) -> IndexFile | None:
+        return self.store.read_index()
+
+    def write_index(self, data: bytes, replaces: IndexFile | None) -> None:
+        self.store.write_index(data, replaces)
+
+    def read_index_part(self, name: str) -> bytes | None:
+        return self.store.read_index_part(name)
+
+    def write_index_part(self, name: str, data: bytes) -> None:
+        self.store.write_index_part(name, data)
+
+    def delete_index_part(self, name: str) -> None:
+        self.store.delete_index_part(name)
+
+
+def _release(lock: filelock.BaseFileLock) -> None:
+    """Release ``lock`` and remove its file, so that the cache leaves no file per fetch. A
+    request that opened the file just before it went may fetch the same file again: that
+    costs a download, never a wrong file (the store keeps the first copy)."""
+    lock.release(force=True)
+    with contextlib.suppress(OSError):
+        os.unlink(lock.lock_file)
+
+
+class Fetch:
+    """A file coming from the upstream: read like a stored file, written to a temp file as
+    it is read, and stored when complete and checked."""
+
+    def __init__(
+        self, backend: CachingBackend, dist: DistFile, source: Source, lock: filelock.BaseFileLock
+    ) -> None:
+        self.backend, self.dist, self.source, self.lock = backend, dist, source, lock
+        self.digest = hashlib.sha256()
+        self.received = 0
+        self.done = False
+        fd, name = tempfile.mkstemp(dir=backend.temp_dir, prefix="fetch-", suffix=".tmp")
+        self.temp = os.fdopen(fd, "wb")
+        self.temp_path = Path(name)
+        self.response: requests.Response | None = None
+        try:
+            self.response = backend.upstream.open(source.url, repr(dist.filename))
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self, size: int = -1) -> bytes:
+        if self.done or self.response is None:
+            return b""
+        size = FETCH_CHUNK_BYTES if size < 0 else size
+        if self.source.size:
+            size = min(size, self.source.size - self.received)
+        try:
+            data = self.backend.upstream.read(self.response, size) if size else b""
+            self._take(data)
+        except UpstreamFailed as error:
+            log.warning("%s: %s; nothing stored", self.dist.filename, error)
+            self.close()
+            raise
+        return data
+
+    def _take(self, data: bytes) -> None:
+        self.received += len(data)
+        self.digest.update(data)
+        self.temp.write(data)
+        known = self.source.size
+        if (known and self.received == known) or (not data and not known):
+            if self.backend.upstream.read(self.response, 1) if known else b"":  # type: ignore[arg-type]
+                raise UpstreamFailed(f"the upstream sent more than the {known:,} bytes listed")
+            if self.digest.hexdigest() != self.source.sha256:
+                raise UpstreamFailed(
+                    "the upstream sent a file whose sha256 is not the one its page lists"
+                )
+            self._store()
+        elif not data:
+            raise UpstreamFailed(
+                f"the upstream broke off after {self.received:,} of {known:,} bytes"
+            )
+
+    def _store(self) -> None:
+        self.temp.flush()
+        os.fsync(self.temp.fileno())
+        with contextlib.suppress(FileExists):  # another server stored it first
+            self.backend.store.write_file(self.dist, self.temp_path)
+        self.done = True
+        log.info("cached %s (%s bytes)", self.dist.filename, f"{self.received:,}")
+        self.close()
+        if not self.source.size:
+            self.backend.sized(self.dist, self.received)
+
+    def close(self) -> None:
+        if self.response is not None:
+            self.response.close()
+        self.temp.close()
+        self.temp_path.unlink(missing_ok=True)
+        if self.lock.is_locked:
+            _release(self.lock)
+
+    def __enter__(self) -> Fetch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
