@@ -68,8 +68,8 @@ def ensure_corpus(cache: Path, projects: int, download_mb: int, upload_mb: int) 
     return Corpus(
         cache=cache,
         projects=names,
-        download=_ensure_big(cache, "bench-download", download_mb),
-        upload=_ensure_big(cache, "bench-upload", upload_mb),
+        download=ensure_big(cache, "bench-download", download_mb),
+        upload=ensure_big(cache, "bench-upload", upload_mb),
     )
 
 
@@ -168,7 +168,7 @@ def _write_sdist(path: Path, name: str, version: str) -> None:
             sdist.addfile(info, io.BytesIO(data))
 
 
-def _ensure_big(cache: Path, project: str, megabytes: int) -> BigFile:
+def ensure_big(cache: Path, project: str, megabytes: int) -> BigFile:
     """A wheel of about ``megabytes`` MB (10**6 bytes), version ``<megabytes>``."""
     version = str(megabytes)
     module = project.replace("-", "_")

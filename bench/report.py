@@ -15,7 +15,7 @@ from importlib import metadata
 class Metric:
     key: str
     label: str
-    unit: str  # "rps", "ms", "s", "mbps", "mb" or "n" (a count): how to format it
+    unit: str  # "rps", "ms", "us", "s", "mbps", "mb" or "n" (a count): how to format it
     higher_is_better: bool
     ratio: bool = True  # False where a quotient means nothing (counts of failures)
 
@@ -72,6 +72,36 @@ SCALING_METRICS = [
         ratio=False,
     ),
 ]
+PROXY_METRICS = [
+    Metric(
+        "page_rps", "cached page vs private page: `/simple/<random project>/` req/s", "rps", True
+    ),
+    Metric("page_p50", "cached page vs private page: p50 (ms)", "ms", False),
+    Metric("page_p99", "cached page vs private page: p99 (ms)", "ms", False),
+    Metric("page_cpu", "cached page vs private page: server CPU per request (µs)", "us", False),
+    Metric(
+        "first_p50",
+        "first fetch of a page vs the upstream's own answer, {first} projects: median (ms)",
+        "ms",
+        False,
+    ),
+    Metric(
+        "first_p90", "first fetch of a page vs the upstream's own answer: p90 (ms)", "ms", False
+    ),
+    Metric(
+        "download_first",
+        "{download} MB first download, streamed while cached, vs the upstream directly (MB/s)",
+        "mbps",
+        True,
+    ),
+    Metric(
+        "download_cached",
+        "{download} MB second download, from the cache, vs the upstream directly (MB/s)",
+        "mbps",
+        True,
+    ),
+]
+PROXY_COLUMNS = ["proxy", "reference"]
 SERVERS = ["ours", "pypiserver", "nginx"]
 
 
@@ -139,6 +169,33 @@ class ScalingReport:
         )
 
 
+@dataclass
+class ProxyReport:
+    """A proxy repository against what it stands in for: ``cells[column][metric key]``, the
+    columns being ``proxy`` and ``reference`` (the private page, or the upstream directly)."""
+
+    projects: int
+    first_fetches: int
+    download_mb: int
+    cells: dict[str, dict[str, Cell]] = field(
+        default_factory=lambda: {column: {} for column in PROXY_COLUMNS}
+    )
+    notes: list[str] = field(default_factory=list)
+    marked: set[tuple[str, str]] = field(default_factory=set)
+    remarks: list[str] = field(default_factory=list)
+
+    def set(self, column: str, key: str, cell: Cell) -> None:
+        self.cells[column][key] = cell
+
+    def note(self, column: str, key: str, text: str) -> None:
+        self.marked.add((column, key))
+        self.notes.append(f"{column}, {self.label(key)}: {text}")
+
+    def label(self, key: str) -> str:
+        label = next(metric.label for metric in PROXY_METRICS if metric.key == key)
+        return label.format(first=self.first_fetches, download=self.download_mb)
+
+
 def _format(value: float, unit: str) -> str:
     if unit == "rps":
         return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
@@ -146,7 +203,7 @@ def _format(value: float, unit: str) -> str:
         return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
     if unit == "s":
         return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
-    if unit == "n":
+    if unit in ("n", "us"):
         return f"{value:,.0f}"
     return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -202,6 +259,34 @@ def scaling_table(report: ScalingReport) -> str:
         )
     title = "### Upload cost against the size of the index (ours)"
     return _section(title, rows, [f"- {remark}" for remark in report.remarks])
+
+
+def proxy_table(report: ProxyReport) -> str:
+    """The proxy's figures beside their references, their quotient and, for latencies, the
+    difference (what the proxy adds)."""
+    header = ["metric", "proxy", "reference", "proxy/reference", "proxy - reference"]
+    rows = [header]
+    for metric in PROXY_METRICS:
+        proxy, reference = (report.cells[column].get(metric.key) for column in PROXY_COLUMNS)
+        if proxy is None and reference is None:
+            continue
+        texts = [
+            _cell_text(cell, metric.unit, (column, metric.key) in report.marked)
+            for column, cell in zip(PROXY_COLUMNS, (proxy, reference), strict=True)
+        ]
+        difference = ""
+        values = (proxy.value if proxy else None, reference.value if reference else None)
+        if metric.unit in ("ms", "us") and values[0] is not None and values[1] is not None:
+            difference = (
+                f"{values[0] - values[1]:+.2f} ms"
+                if metric.unit == "ms"
+                else f"{values[0] - values[1]:+,.0f} µs"
+            )
+        rows.append([report.label(metric.key), *texts, _ratio(proxy, reference), difference])
+    title = f"### Proxy repository (pull-through cache of ours), {report.projects} projects"
+    footnotes = [f"- \\* {note}" for note in report.notes]
+    footnotes += [f"- {remark}" for remark in report.remarks]
+    return _section(title, rows, footnotes)
 
 
 def _section(title: str, rows: list[list[str]], footnotes: list[str]) -> str:

@@ -33,7 +33,17 @@ from bench.pages import (
     request_headers,
     write_site,
 )
-from bench.report import Cell, SizeReport, load_average, machine, markdown_table, scaling_table
+from bench.proxy import ProxyBenchSettings, run_proxy
+from bench.report import (
+    Cell,
+    ProxyReport,
+    SizeReport,
+    load_average,
+    machine,
+    markdown_table,
+    proxy_table,
+    scaling_table,
+)
 from bench.scaling import ScalingSettings, run_scaling, uploads_needed
 from bench.servers import (
     Server,
@@ -95,6 +105,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-upload-scaling", action="store_true", help="Skip the upload cost per index size."
+    )
+    parser.add_argument(
+        "--no-proxy", action="store_true", help="Skip the proxy repository's figures."
+    )
+    parser.add_argument(
+        "--proxy-projects", type=int, default=200, help="Projects of the proxy's corpus."
+    )
+    parser.add_argument(
+        "--proxy-first-fetches",
+        type=int,
+        default=50,
+        help="Projects whose first fetch through the proxy is timed.",
+    )
+    parser.add_argument(
+        "--proxy-downloads",
+        type=int,
+        default=3,
+        help="Distinct big wheels downloaded directly and through the proxy (twice).",
     )
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--gzip", action="store_true", help="Send Accept-Encoding: gzip.")
@@ -385,6 +413,10 @@ def main(argv: list[str] | None = None) -> None:
                 report = SizeRun(args, corpus, small[: args.small_uploads], work).run()
             sections.append(markdown_table(report))
             log(f"{size} projects done in {time.perf_counter() - started:.0f} s\n{sections[-1]}")
+        if not args.no_proxy:
+            started = time.perf_counter()
+            sections.append(proxy_table(_proxy(args)))
+            log(f"proxy done in {time.perf_counter() - started:.0f} s\n{sections[-1]}")
         if scaling:
             started = time.perf_counter()
             with _workdir(args, "private-pypi-bench-uploads-") as work:
@@ -398,6 +430,34 @@ def main(argv: list[str] | None = None) -> None:
     if args.output:
         args.output.write_text(text)
         log(f"wrote {args.output}")
+
+
+def _proxy(args: argparse.Namespace) -> ProxyReport:
+    """The proxy's figures; its setup failing is a remark of an empty table."""
+    corpus = ensure_corpus(args.cache, args.proxy_projects, args.download_mb, args.upload_mb)
+    settings = ProxyBenchSettings(
+        first_fetches=args.proxy_first_fetches,
+        downloads=args.proxy_downloads,
+        download_mb=args.download_mb,
+        workers=args.workers,
+        load=LoadSettings(
+            pick_generator(args.loadgen), args.threads, args.connections, args.duration
+        ),
+        gzip=args.gzip,
+        cache=args.cache,
+    )
+    with _workdir(args, "private-pypi-bench-proxy-") as work:
+        try:
+            return run_proxy(settings, corpus, work)
+        except Exception as error:
+            log(f"proxy failed: {error}")
+            report = ProxyReport(
+                projects=args.proxy_projects,
+                first_fetches=args.proxy_first_fetches,
+                download_mb=args.download_mb,
+            )
+            report.remarks.append(f"failed: {error}")
+            return report
 
 
 @contextmanager
@@ -438,6 +498,12 @@ def _header(args: argparse.Namespace, generator: str, scaling: ScalingSettings |
         f"{SETTLE_SECONDS:g} s after {WARM_CLIENTS * WARM_REQUESTS} page requests",
         "ratios are ours ÷ other: above 1 is better for req/s and MB/s, below 1 for ms, s, MB",
     ]
+    if not args.no_proxy:
+        lines.append(
+            f"proxy (ours, a pull-through cache of ours): {args.proxy_projects} projects, "
+            f"{args.proxy_first_fetches} first fetches timed, {args.proxy_downloads} x "
+            f"{args.download_mb} MB first downloads"
+        )
     if scaling:
         lines.append(
             f"upload cost (ours alone): a fresh store of N small wheels per size, indexed once "

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,7 +18,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,13 +230,35 @@ def update_index(setup: OursSetup) -> float:
     return time.perf_counter() - started
 
 
-def start_ours(setup: OursSetup, workers: int, download: BigFile | None = None) -> Server:
+def add_proxy_repository(setup: OursSetup, name: str, upstream: str, **proxy: str | int) -> str:
+    """Add to ``setup``'s config a proxy repository ``name`` of ``upstream`` (a simple index
+    URL, credentials allowed) stored on the file system, with the ``[<name>.proxy]`` settings
+    ``proxy``; its read secret."""
+    read_secret = secrets.token_hex(32)
+    table = {"type": "file_system", "read_secret": read_secret}
+    lines = ["", f"[{name}]", *_toml_pairs(table), f"[{name}.proxy]"]
+    lines += _toml_pairs({"upstream": upstream, **proxy})
+    with open(setup.config, "a") as config:
+        config.write("\n".join(lines) + "\n")
+    admin = {"type": "file_system", "raw": secrets.token_hex(32)}  # its index is the server's
+    with open(setup.admin_secret, "a") as admin_secret:
+        admin_secret.write("\n".join(["", f"[{name}]", *_toml_pairs(admin)]) + "\n")
+    return read_secret
+
+
+def _toml_pairs(values: Mapping[str, object]) -> list[str]:
+    return [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+
+
+def start_ours(
+    setup: OursSetup, workers: int, download: BigFile | None = None, name: str = "ours"
+) -> Server:
     port = free_port()
     argv = [*_private_pypi(), "server", str(setup.root), "--config", str(setup.config)]
     argv += ["--admin_secret", str(setup.admin_secret), "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(workers), "--extra_index_url="]
     return _launch(
-        "ours",
+        name,
         argv,
         setup.root.parent / "server.log",
         port=port,

@@ -43,7 +43,7 @@ class UploadResult:
 def download(server: Server, size: int, count: int, clients: int = 1) -> Download:
     """``clients`` at once, each making ``count`` sequential GETs of the server's download
     file; MB/s over the wall time of them all."""
-    client = "curl" if shutil.which("curl") else "http.client"
+    client = download_client()
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         for future in [
@@ -58,15 +58,28 @@ def download(server: Server, size: int, count: int, clients: int = 1) -> Downloa
 
 def _downloads(server: Server, size: int, count: int, client: str) -> None:
     for _ in range(count):
-        got = _curl(server) if client == "curl" else _stream(server)
+        got = fetch_file(server.port, server.download_path, server.authorization, client)
         if got != size:
             raise RuntimeError(f"{server.name}: downloaded {got} bytes, expected {size}")
 
 
-def _curl(server: Server) -> int:
-    url = f"http://127.0.0.1:{server.port}{server.download_path}"
+def download_client() -> str:
+    """``curl`` when installed, else ``http.client``."""
+    return "curl" if shutil.which("curl") else "http.client"
+
+
+def fetch_file(port: int, path: str, authorization: str, client: str) -> int:
+    """GET ``path`` on 127.0.0.1:``port`` with ``client`` (``download_client()``), the body
+    thrown away; its size in bytes. Any answer but a 200 is an error."""
+    if client == "curl":
+        return _curl(port, path, authorization)
+    return _stream(port, path, authorization)
+
+
+def _curl(port: int, path: str, authorization: str) -> int:
+    url = f"http://127.0.0.1:{port}{path}"
     argv = ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{size_download}"]
-    argv += ["-H", f"Authorization: {server.authorization}", url]
+    argv += ["-H", f"Authorization: {authorization}", url]
     done = subprocess.run(
         argv,
         capture_output=True,
@@ -76,14 +89,13 @@ def _curl(server: Server) -> int:
     return int(done.stdout)
 
 
-def _stream(server: Server) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+def _stream(port: int, path: str, authorization: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        headers = {"Authorization": server.authorization}
-        connection.request("GET", server.download_path, headers=headers)
+        connection.request("GET", path, headers={"Authorization": authorization})
         response = connection.getresponse()
         if response.status != 200:
-            raise RuntimeError(f"{server.name}: download answered {response.status}")
+            raise RuntimeError(f"GET {path} on port {port} answered {response.status}")
         buffer = bytearray(CHUNK)
         total = 0
         while read := response.readinto(buffer):

@@ -97,7 +97,7 @@ def stats(name: Name, root: Root = Path("."), config: Config = None) -> None:
     the files, and in the cache's total size.
     """
     from private_pypi_core.progress import progress_bar
-    from private_pypi_core.proxy.upstream import shown
+    from private_pypi_core.proxy.settings import shown
 
     repository = _proxy_repository(name, root, config)
     repository.sync()  # the store's index, not a stale local copy of it

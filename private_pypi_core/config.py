@@ -40,6 +40,7 @@ from private_pypi_core.files import atomic_write
 from private_pypi_core.oidc import trusted_publishers
 from private_pypi_core.plugins import auth_provider_class, backend_class
 from private_pypi_core.proxy.settings import ProxySettings
+from private_pypi_core.virtual_backend import VIRTUAL_TYPE
 
 CORE_KEYS = frozenset({"name", "type"})
 PROXY_KEY = "proxy"  # the [<repository>.proxy] table: the repository mirrors an upstream
@@ -134,6 +135,10 @@ def repository_settings(name: str, table: Mapping[str, Any], *, label: str) -> R
     proxy = table.get(PROXY_KEY)
     if proxy is not None and not isinstance(proxy, dict):
         raise ConfigError(f"{where}: {PROXY_KEY!r} must be a table ([{name}.{PROXY_KEY}])")
+    if proxy is not None and config.type == VIRTUAL_TYPE:
+        raise ConfigError(
+            f"{where}: a virtual repository mirrors nothing itself: no [{name}.proxy]"
+        )
     return RepositorySettings(
         config=config,
         auth=auth,

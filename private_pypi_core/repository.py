@@ -30,6 +30,7 @@ from private_pypi_core.backend import (
     Access,
     Backend,
     BackendConfig,
+    DistFile,
     FileExists,
     IndexConflict,
     check_repository_name,
@@ -259,11 +260,20 @@ class Repository:
     def sync_due(self) -> bool:
         return time.time() - self.index_mtime() >= self.config.sync_index_interval
 
+    @property
+    def mirrors_upstream(self) -> bool:
+        """Whether the repository answers for an upstream index (a proxy's): then a project
+        it does not have is a 404, never a redirect to ``--extra_index_url``."""
+        return False
+
     def refresh_project(self, project: str) -> str | None:
         """Bring the page of the normalised ``project`` up to date before it is served; the
         value of a ``Warning`` header when it could not be. A repository that holds its own
         files has nothing to do: proxy and virtual repositories (``proxy``, ``virtual``) do."""
         return None
+
+    def cache_file(self, dist: DistFile) -> None:
+        """Make sure a listed file is in the store, whole (a proxy fetches it)."""
 
     def page_is_fresh(self, project: str) -> bool:
         """Whether ``refresh_project`` would return at once, with no warning."""

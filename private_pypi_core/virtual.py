@@ -65,6 +65,8 @@ class VirtualRepository(Repository):
             member = repositories.get(name)
             if member is None:
                 raise ConfigError(f"{where}: member {name!r} is not a configured repository")
+            if member is self:
+                raise ConfigError(f"{where}: lists itself among its members")
             if isinstance(member, VirtualRepository):
                 raise ConfigError(f"{where}: member {name!r} is virtual itself")
             if isinstance(member, ProxyRepository):
@@ -141,13 +143,24 @@ class VirtualRepository(Repository):
         return [*private, *self.proxies]
 
     def _member_backend(self, dist: DistFile) -> Backend:
+        return self._member_of(dist).backend
+
+    def _member_of(self, dist: DistFile) -> Repository:
+        """The member serving ``dist`` (or the file it is a companion of)."""
         filename = dist.filename
         for suffix in COMPANION_SUFFIXES:
             filename = filename.removesuffix(suffix)
         for member in self._answering(dist.project):
             if member.index.entry(filename, dist.project) is not None:
-                return member.backend
+                return member
         raise FileNotFoundError(dist.filename)
+
+    def cache_file(self, dist: DistFile) -> None:
+        self._member_of(dist).cache_file(dist)
+
+    @property
+    def mirrors_upstream(self) -> bool:
+        return bool(self.proxies)
 
     def page_is_fresh(self, project: str) -> bool:
         members = self._answering(project)

@@ -7,16 +7,20 @@ until then, so a client never receives a complete file that does not match: a do
 breaks off, or does not match, ends the client's response short and is never stored.
 
 Concurrent first requests for one file, in any worker of the server, download it once: the
-first holds a lock file while fetching; the others wait for it, then read what it stored.
+first holds a lock file while fetching; the others are told so (``FetchInProgress``) and ask
+again a little later, holding no thread meanwhile, then read what it stored. A download that
+slows below ``MIN_BYTES_PER_SECOND`` on average is given up: a trickle holds no thread for ever.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +43,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FETCH_CHUNK_BYTES = 1 << 20
-# How long a request waits for another one fetching the same file before giving up.
-WAIT_FOR_FETCH_SECONDS = 600
+# A read hands on what arrived within this long, so the rate is checked as bytes trickle in.
+READ_SECONDS = 1.0
+MIN_BYTES_PER_SECOND = 16 << 10
+
+
+class FetchInProgress(Exception):
+    """Another request is fetching this file now: ask again shortly."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,9 @@ class CachingBackend(Backend):
         self.stores_index_parts = store.stores_index_parts  # type: ignore[misc]
 
     def open_file(self, dist: DistFile) -> BinaryIO:
+        """The cached file, or the file coming from the upstream (streamed as it arrives
+        when its size is known, else fetched whole first); ``FetchInProgress`` while another
+        request fetches it."""
         try:
             return self.store.open_file(dist)
         except FileNotFoundError:
@@ -84,29 +96,44 @@ class CachingBackend(Backend):
         source = self.source(dist)
         if source is None:
             raise FileNotFoundError(dist.filename)
+        fetch = self._start(dist, source)
+        if fetch is None:  # stored while this request looked
+            return self.store.open_file(dist)
+        if source.size:
+            return cast(BinaryIO, fetch)
+        fetch.drain()
+        return self.store.open_file(dist)
+
+    def ensure_cached(self, dist: DistFile) -> None:
+        """Fetch ``dist`` whole into the cache unless it is there (for a range of it)."""
+        try:
+            self.store.open_file(dist).close()
+            return
+        except FileNotFoundError:
+            pass
+        source = self.source(dist)
+        if source is None:
+            raise FileNotFoundError(dist.filename)
+        fetch = self._start(dist, source)
+        if fetch is not None:
+            fetch.drain()
+
+    def _start(self, dist: DistFile, source: Source) -> Fetch | None:
+        """A fetch of ``dist``, holding its lock; ``None`` when the store has it now."""
         lock = filelock.FileLock(self.locks / f"{source.sha256}.lock", thread_local=False)
         try:
             lock.acquire(timeout=0)
-        except filelock.Timeout:  # another request is fetching it: wait, then read the store
-            try:
-                lock.acquire(timeout=WAIT_FOR_FETCH_SECONDS)
-            except filelock.Timeout:
-                raise UpstreamTimedOut(f"{dist.filename!r} is still being fetched") from None
+        except filelock.Timeout:
+            raise FetchInProgress(dist.filename) from None
         try:
             with contextlib.suppress(FileNotFoundError):
-                stream = self.store.open_file(dist)  # stored while this request waited
+                self.store.open_file(dist).close()
                 _release(lock)
-                return stream
-            fetch = Fetch(self, dist, source, lock)
+                return None
+            return Fetch(self, dist, source, lock)
         except BaseException:
             _release(lock)
             raise
-        if source.size:
-            return cast(BinaryIO, fetch)
-        with fetch:  # size unknown: fetched whole, then served from the store
-            while fetch.read(FETCH_CHUNK_BYTES):
-                pass
-        return self.store.open_file(dist)
 
     def download_url(self, dist: DistFile) -> str | None:
         return None  # a file may not be cached yet: always sent through this server
@@ -156,6 +183,7 @@ class Fetch:
         self.digest = hashlib.sha256()
         self.received = 0
         self.done = False
+        self.started = time.monotonic()
         fd, name = tempfile.mkstemp(dir=backend.temp_dir, prefix="fetch-", suffix=".tmp")
         self.temp = os.fdopen(fd, "wb")
         self.temp_path = Path(name)
@@ -167,34 +195,68 @@ class Fetch:
             raise
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes, what arrives within ``READ_SECONDS``; the last ones only once
+        the whole file is checked and stored."""
         if self.done or self.response is None:
             return b""
         size = FETCH_CHUNK_BYTES if size < 0 else size
         if self.source.size:
             size = min(size, self.source.size - self.received)
+        parts: list[bytes] = []
         try:
-            data = self.backend.upstream.read(self.response, size) if size else b""
-            self._take(data)
+            started = time.monotonic()
+            while size > 0:
+                data = self.backend.upstream.read(self.response, size)
+                self._check_rate()
+                parts.append(data)
+                size -= len(data)
+                if not data or self._complete() or time.monotonic() - started > READ_SECONDS:
+                    break
+            received = b"".join(parts)
+            self._take(received, at_end=not parts[-1] if parts else True)
         except UpstreamFailed as error:
             log.warning("%s: %s; nothing stored", self.dist.filename, error)
             self.close()
             raise
-        return data
+        return received
 
-    def _take(self, data: bytes) -> None:
+    def drain(self) -> None:
+        """Fetch the rest, to the store."""
+        with self:
+            while self.read(FETCH_CHUNK_BYTES):
+                pass
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        raise io.UnsupportedOperation("a file coming from the upstream is read in order")
+
+    def _check_rate(self) -> None:
+        elapsed = time.monotonic() - self.started
+        grace = self.backend.upstream.settings.timeout
+        if elapsed > grace and self.received < (elapsed - grace) * MIN_BYTES_PER_SECOND:
+            raise UpstreamTimedOut(
+                f"{self.backend.upstream.label} sent {self.dist.filename!r} slower than "
+                f"{MIN_BYTES_PER_SECOND // 1024} KiB/s"
+            )
+
+    def _complete(self) -> bool:
+        return bool(self.source.size) and self.received >= self.source.size
+
+    def _take(self, data: bytes, *, at_end: bool) -> None:
         self.received += len(data)
         self.digest.update(data)
         self.temp.write(data)
         known = self.source.size
-        if (known and self.received == known) or (not data and not known):
-            if self.backend.upstream.read(self.response, 1) if known else b"":  # type: ignore[arg-type]
+        if known and self.received > known:
+            raise UpstreamFailed(f"the upstream sent more than the {known:,} bytes listed")
+        if (known and self.received == known) or (at_end and not known):
+            if known and self.backend.upstream.read(self.response, 1):  # type: ignore[arg-type]
                 raise UpstreamFailed(f"the upstream sent more than the {known:,} bytes listed")
             if self.digest.hexdigest() != self.source.sha256:
                 raise UpstreamFailed(
                     "the upstream sent a file whose sha256 is not the one its page lists"
                 )
             self._store()
-        elif not data:
+        elif at_end:
             raise UpstreamFailed(
                 f"the upstream broke off after {self.received:,} of {known:,} bytes"
             )
@@ -218,7 +280,7 @@ class Fetch:
         if self.lock.is_locked:
             _release(self.lock)
 
-    def __enter__(self) -> Fetch:
+    def __enter__(self) -> Fetch:  # closed at the end of the block, stored or not
         return self
 
     def __exit__(self, *exc: object) -> None:

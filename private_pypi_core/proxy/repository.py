@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,11 +30,11 @@ from private_pypi_core.auth_provider import ProviderSettings
 from private_pypi_core.backend import BackendConfig, DistFile
 from private_pypi_core.errors import Forbidden, NotFound
 from private_pypi_core.files import atomic_write
-from private_pypi_core.index import IndexEntry, PackageIndex, Shard
+from private_pypi_core.index import IndexEntry, PackageIndex, Shard, shard_key
 from private_pypi_core.metadata import COMPANION_SUFFIX
 from private_pypi_core.proxy.fetch import CachingBackend, Source
-from private_pypi_core.proxy.settings import ProxySettings
-from private_pypi_core.proxy.upstream import Page, Upstream, UpstreamFailed, Validators, shown
+from private_pypi_core.proxy.settings import ProxySettings, shown
+from private_pypi_core.proxy.upstream import Page, Upstream, UpstreamFailed, Validators
 from private_pypi_core.repository import LOCK_TIMEOUT_SECONDS, Repository, Upload
 
 log = logging.getLogger(__name__)
@@ -41,22 +42,21 @@ log = logging.getLogger(__name__)
 # RFC 9111 deprecates the Warning header, yet it is the one a person reading headers knows.
 STALE_WARNING = '110 private-pypi "Response is Stale: the upstream index failed"'
 FILTER_SECONDS = 60  # the cooldown lets files through by the minute
+REMEMBERED_PAGES = 50_000  # per worker: the pages it knows need no fetch yet
 
 
 @dataclass(frozen=True)
 class Fetched:
-    """What this server last heard from the upstream about a project, and when."""
+    """When this server last fetched a project's page, and its validators."""
 
     at: float  # epoch seconds
     validators: Validators
-    missing: bool  # the upstream has no such project
 
     def to_bytes(self) -> bytes:
         record = {
             "at": self.at,
             "etag": self.validators.etag,
             "last_modified": self.validators.last_modified,
-            "missing": self.missing,
         }
         return json.dumps(record).encode()
 
@@ -65,7 +65,7 @@ class Fetched:
         try:
             record = json.loads(path.read_bytes())
             validators = Validators(record["etag"], record["last_modified"])
-            return cls(float(record["at"]), validators, bool(record["missing"]))
+            return cls(float(record["at"]), validators)
         except (OSError, ValueError, KeyError, TypeError):
             return None  # never fetched (or a record cut short): fetch again
 
@@ -87,12 +87,12 @@ class ProxyRepository(Repository):
         self.upstream = Upstream(proxy)
         temp_dir = root / "tmp"
         temp_dir.mkdir(mode=0o700, exist_ok=True)
-        self.backend = CachingBackend(
+        self.backend = self.cache = CachingBackend(
             self.backend, self.upstream, self._source, self.folder, temp_dir, self._sized
         )
         self.fetched_folder = self.folder / "upstream"
         self.fetched_folder.mkdir(mode=0o700, exist_ok=True)
-        self._fresh_until: dict[str, float] = {}  # by project, in this worker
+        self._fresh_until: OrderedDict[str, float] = OrderedDict()  # by project, this worker
         self._offered: tuple[PackageIndex, int, PackageIndex] | None = None
 
     @property
@@ -130,6 +130,13 @@ class ProxyRepository(Repository):
             return self.proxy.without_upload_time == "offer"
         return entry.upload_time <= cutoff
 
+    @property
+    def mirrors_upstream(self) -> bool:
+        return True
+
+    def cache_file(self, dist: DistFile) -> None:
+        self.cache.ensure_cached(dist)
+
     def page_is_fresh(self, project: str) -> bool:
         return self._fresh_until.get(project, 0.0) > time.time()
 
@@ -144,8 +151,9 @@ class ProxyRepository(Repository):
             )
         if self.page_is_fresh(project) or self._still_fresh(project):
             return None
+        # One lock per shard of names: a fixed set of files, however many names are asked for.
         lock = filelock.FileLock(
-            self.fetched_folder / f"{project}.lock", timeout=LOCK_TIMEOUT_SECONDS
+            self.fetched_folder / f"{shard_key(project)}.lock", timeout=LOCK_TIMEOUT_SECONDS
         )
         with lock:  # one fetch of a page at a time in this server; the others wait for it
             if self._still_fresh(project):
@@ -159,8 +167,15 @@ class ProxyRepository(Repository):
         until = fetched.at + self.proxy.ttl.total_seconds()
         if until <= time.time():
             return False
-        self._fresh_until[project] = until
+        self._remember(project, until)
         return True
+
+    def _remember(self, project: str, until: float) -> None:
+        """Note in this worker that ``project``'s page needs no fetch until ``until``."""
+        self._fresh_until[project] = until
+        self._fresh_until.move_to_end(project)
+        if len(self._fresh_until) > REMEMBERED_PAGES:
+            self._fresh_until.popitem(last=False)
 
     def _fetch_page(self, project: str) -> str | None:
         listed = self.local.current().files_of(project)
@@ -177,11 +192,14 @@ class ProxyRepository(Repository):
         if not page.not_modified:
             self._store_page(project, page, listed or [])
         now = time.time()
-        fetched = Fetched(
-            now, page.validators, missing=page.files is None and not page.not_modified
-        )
-        atomic_write(self._fetched_path(project), fetched.to_bytes(), sync_folder=False)
-        self._fresh_until[project] = now + self.proxy.ttl.total_seconds()
+        if page.files is None and not page.not_modified:
+            # No such project: remembered by this worker alone, so names made up by the
+            # thousand leave no file behind.
+            self._fetched_path(project).unlink(missing_ok=True)
+        else:
+            fetched = Fetched(now, page.validators)
+            atomic_write(self._fetched_path(project), fetched.to_bytes(), sync_folder=False)
+        self._remember(project, now + self.proxy.ttl.total_seconds())
         return None
 
     def _store_page(self, project: str, page: Page, listed: list[IndexEntry]) -> None:

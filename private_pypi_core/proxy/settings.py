@@ -13,7 +13,13 @@
     deny = []                            # ... but for these
     min_upload_age = "3d"                # the cooldown: younger files are not offered yet
     cooldown_exempt = ["certifi"]        # project globs the cooldown spares
-    without_upload_time = "offer"        # or "hide": files the upstream gives no time for
+    without_upload_time = "hide"         # or "offer": files the upstream gives no time for
+    file_origins = []                    # where files may be fetched from (see below)
+
+A page names its files by URL. Only URLs of the upstream's own origin are fetched, and those of
+``file_origins`` (``scheme://host[:port]``; for pypi.org, ``https://files.pythonhosted.org``
+is known): a page naming another place (an address inside the network, say) offers nothing
+from there.
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlsplit
+from functools import cached_property
+from urllib.parse import urlsplit, urlunsplit
 
 from private_pypi_core.errors import ConfigError
 
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
+# Where each well-known index keeps its files.
+KNOWN_FILE_ORIGINS = {"https://pypi.org": "https://files.pythonhosted.org"}
 DURATION = re.compile(r"(\d+)\s*([smhdw])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 WITHOUT_UPLOAD_TIME = ("offer", "hide")
@@ -44,6 +53,32 @@ def parse_duration(text: str, *, key: str) -> timedelta:
     return timedelta(seconds=int(match[1]) * UNITS[match[2]])
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, without credentials or path ("" if it has none)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a port number
+        return ""
+    if not parts.scheme or not parts.hostname:
+        return ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without the user and password it may hold."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def shown(url: str) -> str:
+    """``url`` as messages and logs show it: without credentials, query or fragment."""
+    parts = urlsplit(without_credentials(url))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
 def matches_any(project: str, globs: list[str]) -> bool:
     """Whether the normalised ``project`` matches one of ``globs`` (``*`` and ``?``)."""
     return any(fnmatch.fnmatchcase(project, glob.lower()) for glob in globs)
@@ -58,12 +93,18 @@ class ProxySettings:
     deny: list[str] = field(default_factory=list)
     min_upload_age: str = ""
     cooldown_exempt: list[str] = field(default_factory=list)
-    without_upload_time: str = "offer"
+    without_upload_time: str = "hide"
+    file_origins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        address = urlsplit(self.upstream)
-        if address.scheme not in ("http", "https") or not address.hostname:
-            raise ConfigError(f"upstream must be an http(s) URL, got {self.upstream!r}")
+        for origin in self.file_origins:
+            if origin_of(origin) != origin.rstrip("/"):
+                raise ConfigError(
+                    f"file_origins must be origins such as 'https://files.example.com', "
+                    f"got {origin!r}"
+                )
+        if not origin_of(self.upstream).startswith(("http://", "https://")):
+            raise ConfigError(f"upstream must be an http(s) URL, got {shown(self.upstream)!r}")
         if not self.upstream.endswith("/"):
             object.__setattr__(self, "upstream", self.upstream + "/")
         if not 0 < self.timeout <= 300:
@@ -75,11 +116,19 @@ class ProxySettings:
         parse_duration(self.page_ttl, key="page_ttl")  # a mistake stops the server at start
         parse_duration(self.min_upload_age, key="min_upload_age")
 
-    @property
+    @cached_property
+    def allowed_file_origins(self) -> frozenset[str]:
+        """The origins files are fetched from: the upstream's, and those configured or known."""
+        upstream = origin_of(self.upstream)
+        known = KNOWN_FILE_ORIGINS.get(upstream)
+        extra = [origin.rstrip("/") for origin in self.file_origins]
+        return frozenset([upstream, *extra, *([known] if known else [])])
+
+    @cached_property
     def ttl(self) -> timedelta:
         return parse_duration(self.page_ttl, key="page_ttl")
 
-    @property
+    @cached_property
     def cooldown(self) -> timedelta:
         return parse_duration(self.min_upload_age, key="min_upload_age")
 

@@ -17,18 +17,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from private_pypi_core.dists import parse_dist_filename
 from private_pypi_core.errors import BadRequest, ServerError
 from private_pypi_core.index import IndexEntry
-from private_pypi_core.proxy.settings import ProxySettings
+from private_pypi_core.proxy.settings import (
+    ProxySettings,
+    origin_of,
+    shown,
+    without_credentials,
+)
 
 if TYPE_CHECKING:
     import requests
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_V1}, application/vnd.pypi.simple.v1+html;q=0.1, text/html;q=0.01"
+MAX_REDIRECTS = 5
 MAX_PAGE_BYTES = 64 << 20  # pypi.org's largest project pages are a few MB
 PAGE_CHUNK_BYTES = 1 << 16
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -62,14 +68,6 @@ class Page:
     not_modified: bool = False
 
 
-def shown(url: str) -> str:
-    """``url`` without the credentials it may hold, for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 class Upstream:
     """The upstream index of one proxy repository; its methods may run in several threads."""
 
@@ -77,6 +75,13 @@ class Upstream:
         import requests  # here: a server without a proxy repository never loads it
 
         self.settings = settings
+        address = urlsplit(settings.upstream)
+        self.origin = origin_of(settings.upstream)
+        self.credentials = (
+            (unquote(address.username or ""), unquote(address.password or ""))
+            if address.username or address.password
+            else None
+        )
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
         self.session.mount("http://", adapter)
@@ -85,13 +90,14 @@ class Upstream:
 
     def page(self, project: str, validators: Validators | None) -> Page:
         """The page of the normalised ``project``; ``UpstreamFailed`` when it cannot be had."""
-        url = urljoin(self.settings.upstream, f"{project}/")
+        url = urljoin(without_credentials(self.settings.upstream), f"{project}/")
         headers = {"Accept": ACCEPT}
         if validators is not None and validators.etag:
             headers["If-None-Match"] = validators.etag
         if validators is not None and validators.last_modified:
             headers["If-Modified-Since"] = validators.last_modified
-        with self._get(url, headers) as response:
+        response, page_url = self._get(url, headers)
+        with response:
             if response.status_code == 304 and validators is not None:
                 return Page(None, validators, not_modified=True)
             if response.status_code == 404:
@@ -102,22 +108,22 @@ class Upstream:
                 response.headers.get("ETag"), response.headers.get("Last-Modified")
             )
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-            page_url = response.url
+        origins = self.settings.allowed_file_origins
         try:
             if content_type == JSON_V1:
-                files = _json_files(project, json.loads(body), page_url)
+                files = _json_files(project, json.loads(body), page_url, origins)
             else:
-                files = _html_files(project, body.decode("utf-8", "replace"), page_url)
-        except (ValueError, TypeError, AttributeError, KeyError) as error:
+                files = _html_files(project, body.decode("utf-8", "replace"), page_url, origins)
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
             raise UpstreamFailed(
-                f"{self.label} sent a page of {project!r} that is not a simple page: {error}"
+                f"{self.label} sent a page of {project!r} that is not a valid simple page"
             ) from None
         return Page(files, received)
 
     def open(self, url: str, what: str) -> requests.Response:
         """A streamed answer with the bytes at ``url`` (``what`` names them in messages);
         close it when done."""
-        response = self._get(url, {})
+        response, _ = self._get(url, {})
         try:
             self._check_status(response, what)
         except BaseException:
@@ -126,23 +132,43 @@ class Upstream:
         return response
 
     def read(self, response: requests.Response, size: int) -> bytes:
-        """Up to ``size`` bytes more of the body of ``response`` (``b""`` at its end); a stall
+        """Up to ``size`` bytes more of the body of ``response``, what arrived (``b""`` at
+        its end); a stall
         longer than the timeout, or a connection cut short, is ``UpstreamFailed``."""
         try:
-            return response.raw.read(size, decode_content=True)
+            return response.raw.read1(size, decode_content=True)
         except Exception as error:  # urllib3's own: ReadTimeoutError, ProtocolError
             if "timed out" in str(error).lower():
                 raise UpstreamTimedOut(f"{self.label} stalled while sending") from None
             raise UpstreamFailed(f"{self.label} broke off while sending") from None
 
-    def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
+    def _get(self, url: str, headers: dict[str, str]) -> tuple[requests.Response, str]:
+        """The streamed answer for ``url`` and the URL it came from. Redirects are followed
+        here, to the allowed origins only (``ProxySettings.allowed_file_origins``), and the
+        upstream's credentials go to its own origin only."""
         import requests
 
         timeout = self.settings.timeout
-        try:
-            return self.session.get(url, headers=headers, stream=True, timeout=(timeout, timeout))
-        except requests.exceptions.RequestException as error:
-            raise self._failure(error) from None
+        for _ in range(MAX_REDIRECTS + 1):
+            auth = self.credentials if origin_of(url) == self.origin else None
+            try:
+                response = self.session.get(
+                    url,
+                    headers=headers,
+                    auth=auth,
+                    stream=True,
+                    timeout=(timeout, timeout),
+                    allow_redirects=False,
+                )
+            except requests.exceptions.RequestException as error:
+                raise self._failure(error) from None
+            if not response.is_redirect:
+                return response, url
+            response.close()
+            url = without_credentials(urljoin(url, response.headers["Location"]))
+            if origin_of(url) not in self.settings.allowed_file_origins:
+                raise UpstreamFailed(f"{self.label} redirected to another origin: {shown(url)}")
+        raise UpstreamFailed(f"{self.label} redirected more than {MAX_REDIRECTS} times")
 
     def _failure(self, error: Exception) -> UpstreamFailed:
         import requests
@@ -178,6 +204,7 @@ def _entry(
     filename: str,
     url: str,
     sha256: Any,
+    origins: frozenset[str],
     *,
     requires_python: Any = None,
     yanked: str | None = None,
@@ -186,9 +213,9 @@ def _entry(
     upload_time: Any = None,
 ) -> IndexEntry | None:
     """The index entry of an upstream file, or ``None`` when it is not offered."""
-    url = urldefrag(url).url
-    if urlsplit(url).scheme not in ("http", "https"):
-        return None
+    url = without_credentials(urldefrag(url).url)  # the upstream's go with each request
+    if origin_of(url) not in origins:
+        return None  # fetched only from the upstream and the places named for its files
     if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
         return None
     try:
@@ -203,7 +230,7 @@ def _entry(
         project=project,
         version=dist.version,
         sha256=sha256,
-        size=size if isinstance(size, int) and size >= 0 else 0,
+        size=size if type(size) is int and size >= 0 else 0,
         upload_time=_time(upload_time),
         requires_python=requires_python
         if isinstance(requires_python, str) and requires_python
@@ -224,7 +251,9 @@ def _time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _json_files(project: str, document: dict[str, Any], page_url: str) -> list[IndexEntry]:
+def _json_files(
+    project: str, document: dict[str, Any], page_url: str, origins: frozenset[str]
+) -> list[IndexEntry]:
     entries = []
     for file in document["files"]:
         yanked = file.get("yanked", False)
@@ -234,6 +263,7 @@ def _json_files(project: str, document: dict[str, Any], page_url: str) -> list[I
             file["filename"],
             urljoin(page_url, file["url"]),
             file.get("hashes", {}).get("sha256"),
+            origins,
             requires_python=file.get("requires-python"),
             yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
             metadata_sha256=metadata.get("sha256") if isinstance(metadata, dict) else None,
@@ -271,7 +301,9 @@ class _Links(HTMLParser):
             self._open = None
 
 
-def _html_files(project: str, text: str, page_url: str) -> list[IndexEntry]:
+def _html_files(
+    project: str, text: str, page_url: str, origins: frozenset[str]
+) -> list[IndexEntry]:
     parser = _Links()
     parser.feed(text)
     entries = []
@@ -285,6 +317,7 @@ def _html_files(project: str, text: str, page_url: str) -> list[IndexEntry]:
             filename,
             url,
             fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None,
+            origins,
             requires_python=attributes.get("data-requires-python"),
             yanked=yanked,
             metadata_sha256=metadata.removeprefix("sha256=") if metadata else None,

@@ -8,9 +8,11 @@ opened and its first chunk read in the same trip: most files are smaller than a 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import falcon
 
@@ -18,6 +20,8 @@ from private_pypi_core.backend import DistFile
 from private_pypi_core.dists import content_type
 from private_pypi_core.errors import NotFound
 from private_pypi_core.index import IndexEntry
+from private_pypi_core.proxy.fetch import FetchInProgress
+from private_pypi_core.proxy.upstream import UpstreamTimedOut
 from private_pypi_core.repository import Repository
 from private_pypi_core.web.ranges import skip
 from private_pypi_core.web.runtime import Runtime
@@ -28,6 +32,12 @@ from private_pypi_core.web.runtime import Runtime
 DOWNLOAD_CHUNK_BYTES = 2 << 20
 METADATA_CONTENT_TYPE = "text/plain; charset=utf-8"
 FILE_CACHE_CONTROL = "private, max-age=31536000, immutable"  # a published file never changes
+# A request for a file another request is fetching from the upstream asks again this often,
+# this long at most.
+FETCH_POLL_SECONDS = 0.05
+FETCH_WAIT_SECONDS = 300
+
+T = TypeVar("T")
 
 
 def file_etag(entry: IndexEntry, is_metadata: bool) -> str:
@@ -59,6 +69,7 @@ class FilePart:
     stream: BinaryIO
     first_chunk: bytes
     length: int  # of the part, in bytes
+    run: Callable[..., Awaitable[bytes]]  # a read in a thread (``in_thread``)
 
     async def chunks(self, runtime: Runtime) -> AsyncGenerator[bytes, None]:
         """The part's bytes; the stream is closed at the end (or when the sending stops)."""
@@ -69,7 +80,7 @@ class FilePart:
                 yield chunk
                 if left <= 0:
                     break
-                chunk = await runtime.run(self.stream.read, min(DOWNLOAD_CHUNK_BYTES, left))
+                chunk = await self.run(self.stream.read, min(DOWNLOAD_CHUNK_BYTES, left))
         finally:
             self.stream.close()
 
@@ -92,6 +103,29 @@ async def open_part(
         except BaseException:
             stream.close()
             raise
-        return FilePart(stream, first_chunk, length)
+        return FilePart(stream, first_chunk, length, in_thread(runtime, repository))
 
-    return await runtime.run(opened)
+    return await patiently(runtime, repository, opened)
+
+
+def in_thread(runtime: Runtime, repository: Repository) -> Callable[..., Awaitable[T]]:
+    """How a call of ``repository``'s store runs in a thread: in the pool kept for the
+    upstream's slow answers when the repository mirrors one, so that they never hold up the
+    other repositories' requests."""
+    return runtime.run_upstream if repository.mirrors_upstream else runtime.run
+
+
+async def patiently(
+    runtime: Runtime, repository: Repository, function: Callable[..., T], *args: object
+) -> T:
+    """``function(*args)`` in a thread (``in_thread``), asked again while another request
+    fetches the same file from the upstream; no thread waits meanwhile."""
+    run = in_thread(runtime, repository)
+    deadline = time.monotonic() + FETCH_WAIT_SECONDS
+    while True:
+        try:
+            return await run(function, *args)
+        except FetchInProgress as error:
+            if time.monotonic() > deadline:
+                raise UpstreamTimedOut(f"{error} is still being fetched: try again later") from None
+            await asyncio.sleep(FETCH_POLL_SECONDS)

@@ -10,6 +10,7 @@ import functools
 import hmac
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import falcon.asgi
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SYNC_CHECK_SECONDS = 1.0
+UPSTREAM_THREADS = 8
 CREDENTIALS_NEEDED = (
     "Credentials needed: use HTTP basic auth with the package repository's name "
     "as the username and its secret as the password (browsers: log in at /login/)."
@@ -74,6 +76,7 @@ class Runtime:
         self._generation = config_generation(settings)
         self._configuration = load_configuration(settings)
         self._page_caches: dict[str, PageCache] = {}
+        self._upstream_threads: ThreadPoolExecutor | None = None
 
     @property
     def configuration(self) -> Configuration:
@@ -95,6 +98,18 @@ class Runtime:
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.to_thread(function, *args)
+
+    async def run_upstream(self, function: Callable[..., T], *args: object) -> T:
+        """``run`` in the threads kept for work that waits on an upstream index (a proxy's
+        pages and first downloads): however slowly it answers, the other repositories'
+        requests still find threads."""
+        if self._upstream_threads is None:
+            self._upstream_threads = ThreadPoolExecutor(
+                UPSTREAM_THREADS, thread_name_prefix="upstream"
+            )
+        return await asyncio.get_running_loop().run_in_executor(
+            self._upstream_threads, functools.partial(function, *args)
+        )
 
     async def authorize(self, req: falcon.asgi.Request, action: Action) -> Repository:
         """The repository the request's credential (or browser session, or anonymous read)

@@ -15,7 +15,13 @@ from private_pypi_core.metadata import COMPANION_SUFFIX
 from private_pypi_core.repository import Repository
 from private_pypi_core.web import pages
 from private_pypi_core.web.conditional import accepts_gzip, not_modified
-from private_pypi_core.web.downloads import file_etag, file_headers, open_part
+from private_pypi_core.web.downloads import (
+    file_etag,
+    file_headers,
+    in_thread,
+    open_part,
+    patiently,
+)
 from private_pypi_core.web.negotiation import HTML_LEGACY, JSON_V1, choose_format
 from private_pypi_core.web.page_cache import RenderedPage
 from private_pypi_core.web.ranges import byte_range
@@ -195,12 +201,13 @@ class ProjectPage:
             raise falcon.HTTPMovedPermanently(
                 f"/simple/{normalized}/{_query(req)}", headers=plain()
             )
-        warning = await self.runtime.run(repository.refresh_project, normalized)
+        refresh = in_thread(self.runtime, repository)
+        warning: str | None = await refresh(repository.refresh_project, normalized)
         if warning is not None:
             resp.set_header("Warning", warning)
         if repository.index.files_of(normalized) is None:
             extra_index_url = self.runtime.settings.extra_index_url
-            if not extra_index_url:
+            if not extra_index_url or repository.mirrors_upstream:
                 raise NotFound(f"No project named {normalized!r} in {repository.name!r}.")
             raise falcon.HTTPSeeOther(
                 f"{extra_index_url.rstrip('/')}/{normalized}/", headers=plain()
@@ -235,7 +242,9 @@ class FileDownload:
             resp.delete_header("Content-Length")
             return
         if is_metadata:
-            resp.data = await self.runtime.run(read_stored, repository, entry.metadata_dist)
+            resp.data = await patiently(
+                self.runtime, repository, read_stored, repository, entry.metadata_dist
+            )
             return
         redirect = await self.runtime.run(repository.backend.download_url, entry.dist)
         if redirect is not None:
@@ -243,6 +252,8 @@ class FileDownload:
         first, last = 0, entry.size - 1
         requested = byte_range(req, entry.size, etag)
         if requested is not None:
+            if entry.url is not None:  # a part of a proxied file: the whole file cached first
+                await patiently(self.runtime, repository, repository.cache_file, entry.dist)
             first, last = requested
             resp.status = falcon.HTTP_206
             resp.content_range = (first, last, entry.size)
@@ -257,15 +268,11 @@ class FileDownload:
         found = find_file(repository, project, filename)
         if found is not None and not found[0].size and found[0].url is not None:
             # A proxied file whose upstream gave no size: fetched first, so it is listed.
-            await self.runtime.run(_fetch, repository, found[0].dist)
+            await patiently(self.runtime, repository, repository.cache_file, found[0].dist)
             found = find_file(repository, project, filename)
         if found is None:
             raise NotFound(f"No file {filename!r} in project {project!r}.")
         return repository, *found
-
-
-def _fetch(repository: Repository, dist: DistFile) -> None:
-    repository.backend.open_file(dist).close()
 
 
 def read_stored(repository: Repository, dist: DistFile) -> bytes:

@@ -62,7 +62,9 @@ def serving(root: Path, repositories: Mapping[str, dict[str, Any]]) -> Iterator[
             }
         )
     )
-    server = start_server(root, "--config", str(config), "--admin_secret", str(admin))
+    server = start_server(
+        root, "--config", str(config), "--admin_secret", str(admin), "--extra_index_url="
+    )
     try:
         yield server
     finally:

@@ -224,3 +224,20 @@ def test_a_proxy_takes_no_uploads(tmp_path: Path, upstream: StaticUpstream) -> N
             timeout=30,
         )
         assert refused.status_code == 403 and "takes no uploads" in refused.text
+
+
+def test_files_are_fetched_only_from_the_upstream_and_the_origins_named(
+    tmp_path: Path, upstream: StaticUpstream
+) -> None:
+    """The upstream is named by ``localhost``; its pages name files at ``127.0.0.1``: another
+    origin, as a page pointing into the network would."""
+    by_name = upstream.simple_url.replace("127.0.0.1", "localhost")
+    with serving(tmp_path / "root", {"pypi": proxy_table(by_name)}) as server:
+        assert page(server, "pypi", "demo-pkg").status_code == 404  # all three elsewhere
+    named = proxy_table(by_name, file_origins=[upstream.url])
+    with serving(tmp_path / "named", {"pypi": named}) as server:
+        files = page(server, "pypi", "demo-pkg").json()["files"]
+        assert len(files) == 3
+        served = download(server, "pypi", "demo-pkg", files[0]["url"])
+        assert sha256(served.content) == files[0]["hashes"]["sha256"]
+    assert all("/files/" not in path for _, path, _ in upstream.requests[:2])

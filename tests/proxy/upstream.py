@@ -59,7 +59,7 @@ _MEDIA_TYPES = {
 _INVERT = bytes(range(255, -1, -1))  # byte b -> 255 - b: same length, every byte differs
 
 FaultKind = Literal[
-    "slow", "slow_body", "error", "truncate", "wrong_hash", "html_only", "not_found"
+    "slow", "slow_body", "error", "truncate", "wrong_hash", "html_only", "not_found", "redirect"
 ]
 
 
@@ -70,12 +70,14 @@ class Fault:
     ``slow`` waits ``seconds`` before answering; ``slow_body`` sends the headers and half the body,
     then waits ``seconds``; ``error`` answers 500; ``truncate`` promises the full Content-Length,
     sends half the body and closes; ``wrong_hash`` serves other bytes of the same length for files;
-    ``html_only`` ignores ``Accept`` (no PEP 691); ``not_found`` answers 404.
+    ``html_only`` ignores ``Accept`` (no PEP 691); ``not_found`` answers 404; ``redirect``
+    answers 302 to ``location``.
     """
 
     kind: FaultKind
     match: str = ""
     seconds: float = 0.0
+    location: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in get_args(FaultKind):
@@ -241,6 +243,7 @@ class StaticUpstream:
         self._files: dict[str, UpstreamFile] = {}
         self._changed: dict[str, float] = {"": time.time()}  # "" is the project list
         self._log: list[tuple[str, str, int]] = []
+        self.authorizations: list[str | None] = []  # each request's Authorization header
         self._lock = threading.Lock()
         self._server: _Server | None = None
 
@@ -285,8 +288,10 @@ class StaticUpstream:
             file = self._files.pop(filename)
             self._changed[file.project] = self._changed[""] = time.time()
 
-    def set_fault(self, kind: FaultKind, *, match: str = "", seconds: float = 0.0) -> None:
-        self.fault = Fault(kind, match, seconds)
+    def set_fault(
+        self, kind: FaultKind, *, match: str = "", seconds: float = 0.0, location: str = ""
+    ) -> None:
+        self.fault = Fault(kind, match, seconds, location)
 
     def clear_fault(self) -> None:
         self.fault = None
@@ -458,6 +463,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.stopping.wait(fault.seconds)
         answer = self._answer(fault)
         upstream._record(self.command, self.path, answer.status)
+        upstream.authorizations.append(self.headers.get("Authorization"))
         self._send(answer, fault, head=head)
 
     def _answer(self, fault: Fault | None) -> _Answer:
@@ -466,6 +472,8 @@ class _Handler(BaseHTTPRequestHandler):
             return _text(500, "upstream error (fault injected)")
         if kind == "not_found":
             return _text(404, "not found (fault injected)")
+        if kind == "redirect" and fault is not None:
+            return _text(302, "moved (fault injected)", Location=fault.location)
         accept = None if kind == "html_only" else self.headers.get("Accept")
         if_none_match = self.headers.get("If-None-Match")
         return self.server.upstream._answer(

@@ -1,0 +1,64 @@
+"""The config of proxy and virtual repositories: what it takes, and each mistake named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from private_pypi_core.errors import ConfigError
+from private_pypi_core.proxy.repository import ProxyRepository
+from private_pypi_core.virtual import VirtualRepository
+from tests.core.test_config import load
+
+TEAM = '[team]\ntype = "file_system"\nread_secret = "r"\nwrite_secret = "w"\n'
+ADMIN = '[team]\ntype = "file_system"\nraw = "w"\n'
+
+
+def test_a_proxy_and_a_virtual_repository_are_configured_like_any_other(tmp_path: Path) -> None:
+    config = TEAM + (
+        '[pypi]\ntype = "file_system"\nread_secret = "p"\n'
+        '[pypi.proxy]\nupstream = "https://pypi.example.com/simple"\nmin_upload_age = "3d"\n'
+        '[all]\ntype = "virtual"\nmembers = ["team", "pypi"]\nupload_to = "team"\n'
+        'read_secret = "a"\n'
+    )
+    repositories = load(tmp_path, config, ADMIN).repositories
+    proxy, virtual = repositories["pypi"], repositories["all"]
+    assert isinstance(proxy, ProxyRepository) and isinstance(virtual, VirtualRepository)
+    assert proxy.proxy.upstream == "https://pypi.example.com/simple/"
+    assert proxy.proxy.cooldown.days == 3
+    assert [member.name for member in virtual.members] == ["team", "pypi"]
+
+
+@pytest.mark.parametrize(
+    ("tables", "said"),
+    [
+        ('[p]\ntype = "file_system"\n[p.proxy]\npage_ttl = "10 minutes"\n', "'10m'"),
+        ('[p]\ntype = "file_system"\n[p.proxy]\nupstream = "ftp://x/simple/"\n', "http(s)"),
+        (
+            '[p]\ntype = "file_system"\n[p.proxy]\nupstream = "https://u:Pw0rd@h:99999/"\n',
+            "http(s) URL, got 'https://h:99999/'",
+        ),
+        ('[p]\ntype = "file_system"\n[p.proxy]\nwithout_upload_time = "maybe"\n', "'hide'"),
+        ('[p]\ntype = "file_system"\n[p.proxy]\nfile_origins = ["https://h/x"]\n', "origins"),
+        ('[p]\ntype = "file_system"\nproxy = "https://h/"\n', "must be a table"),
+        ('[v]\ntype = "virtual"\nmembers = []\n', "at least one"),
+        ('[v]\ntype = "virtual"\nmembers = ["nope"]\n', "'nope' is not a configured"),
+        ('[v]\ntype = "virtual"\nmembers = ["v"]\n', "lists itself"),
+        ('[v]\ntype = "virtual"\nmembers = ["team"]\nupload_to = "x"\n', "not one of its"),
+        (
+            '[v]\ntype = "virtual"\nmembers = ["team"]\n[v.proxy]\nupstream = "https://h/"\n',
+            "mirrors nothing itself",
+        ),
+        (
+            '[p]\ntype = "file_system"\n[p.proxy]\n'
+            '[v]\ntype = "virtual"\nmembers = ["p"]\nupload_to = "p"\n',
+            "is a proxy, which takes no uploads",
+        ),
+    ],
+)
+def test_each_mistake_is_named(tmp_path: Path, tables: str, said: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(tmp_path, TEAM + tables, ADMIN)
+    assert said in str(raised.value)
+    assert "Pw0rd" not in str(raised.value)
