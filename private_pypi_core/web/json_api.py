@@ -17,6 +17,7 @@ from private_pypi_core.errors import NotFound
 from private_pypi_core.index import UNKNOWN_TIME, IndexEntry
 from private_pypi_core.metadata import parse_metadata
 from private_pypi_core.repository import Repository
+from private_pypi_core.web.downloads import patiently
 from private_pypi_core.web.pages import upload_time
 from private_pypi_core.web.runtime import Runtime
 
@@ -76,7 +77,7 @@ class ProjectJson:
         if chosen is None:
             raise NotFound(f"No version {version!r} of project {normalized!r}.")
         files = [e for e in entries if e.version == chosen]
-        metadata = await self.runtime.run(_metadata_of, repository, files)
+        metadata = await patiently(self.runtime, repository, _metadata_of, repository, files)
         # Path-only URLs unless the operator gave the public URL: never the Host header,
         # which whoever sends the request chooses.
         public_url = self.runtime.settings.public_url

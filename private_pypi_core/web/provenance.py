@@ -15,6 +15,7 @@ from private_pypi_core.dists import normalize_project
 from private_pypi_core.errors import NotFound
 from private_pypi_core.provenance import provenance
 from private_pypi_core.web.conditional import not_modified
+from private_pypi_core.web.downloads import patiently
 from private_pypi_core.web.runtime import Runtime
 from private_pypi_core.web.simple import PAGE_CACHE_CONTROL, read_stored
 
@@ -47,7 +48,9 @@ class Provenance:
             or not index.status_of(entry.project).serves_files
         ):
             raise NotFound(f"No provenance for {filename!r} in project {project!r}.")
-        attestations = await self.runtime.run(read_stored, repository, entry.attestations_dist)
+        attestations = await patiently(
+            self.runtime, repository, read_stored, repository, entry.attestations_dist
+        )
         body = json.dumps(provenance(attestations, entry.publisher)).encode()
         resp.content_type = INTEGRITY_JSON
         resp.cache_control = [PAGE_CACHE_CONTROL]  # PEP 740: a provenance may change

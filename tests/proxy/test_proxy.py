@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.dists import make_sdist, make_wheel
-from tests.proxy.support import download, page, proxy_table, serving, sha256
+from tests.proxy.support import auth, download, page, proxy_table, serving, sha256
 from tests.proxy.upstream import StaticUpstream
 
 
@@ -65,6 +65,12 @@ def test_a_page_keeps_what_the_upstream_says_and_is_served_as_ours(
         assert sha256(metadata.content) == wheel["core-metadata"]["sha256"]
         assert download(server, "pypi", "demo-pkg", wheel["url"]).content == served.content
         assert fetches(upstream, wheel["filename"]) == 1  # the second came from the cache
+
+        described = requests.get(f"{server.url}/pypi/demo-pkg/json", auth=auth("pypi"), timeout=30)
+        info = described.json()["info"]  # from the core metadata, fetched through the proxy
+        assert (info["version"], info["requires_python"]) == ("1.0", ">=3.8")  # 1.1 is yanked
+        parts = server.root / "cache" / "pypi" / "storage" / ".index-parts"
+        assert len(list(parts.iterdir())) == 1  # the page is one part of the index, not all
 
 
 def test_a_page_is_renewed_conditionally_once_older_than_its_ttl(

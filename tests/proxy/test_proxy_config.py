@@ -9,6 +9,7 @@ import pytest
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.proxy.repository import ProxyRepository
 from private_pypi_core.virtual import VirtualRepository
+from tests.core.test_cli import run
 from tests.core.test_config import load
 
 TEAM = '[team]\ntype = "file_system"\nread_secret = "r"\nwrite_secret = "w"\n'
@@ -62,3 +63,18 @@ def test_each_mistake_is_named(tmp_path: Path, tables: str, said: str) -> None:
         load(tmp_path, TEAM + tables, ADMIN)
     assert said in str(raised.value)
     assert "Pw0rd" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["pypi", "all"])
+def test_update_index_refuses_a_proxy_or_a_virtual_repository(tmp_path: Path, name: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        TEAM
+        + '[pypi]\ntype = "file_system"\n[pypi.proxy]\n'
+        + '[all]\ntype = "virtual"\nmembers = ["team"]\n'
+    )
+    kind = "virtual" if name == "all" else "file_system"
+    result = run("update_index", kind, name, "--secret", "w", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "nothing to rebuild" in result.stderr
+    assert not (tmp_path / "cache").exists()
