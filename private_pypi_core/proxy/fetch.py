@@ -92,34 +92,28 @@ class CachingBackend(Backend):
         try:
             return self.store.open_file(dist)
         except FileNotFoundError:
-            pass
-        source = self.source(dist)
-        if source is None:
-            raise FileNotFoundError(dist.filename)
-        fetch = self._start(dist, source)
-        if fetch is None:  # stored while this request looked
-            return self.store.open_file(dist)
-        if source.size:
+            fetch = self._start(dist)
+        if fetch is not None and fetch.source.size:
             return cast(BinaryIO, fetch)
-        fetch.drain()
+        if fetch is not None:
+            fetch.drain()
         return self.store.open_file(dist)
 
     def ensure_cached(self, dist: DistFile) -> None:
         """Fetch ``dist`` whole into the cache unless it is there (for a range of it)."""
         try:
             self.store.open_file(dist).close()
-            return
         except FileNotFoundError:
-            pass
+            fetch = self._start(dist)
+            if fetch is not None:
+                fetch.drain()
+
+    def _start(self, dist: DistFile) -> Fetch | None:
+        """A fetch of the listed ``dist``, holding its lock; ``None`` when the store has it
+        now; ``FileNotFoundError`` when it is not listed."""
         source = self.source(dist)
         if source is None:
             raise FileNotFoundError(dist.filename)
-        fetch = self._start(dist, source)
-        if fetch is not None:
-            fetch.drain()
-
-    def _start(self, dist: DistFile, source: Source) -> Fetch | None:
-        """A fetch of ``dist``, holding its lock; ``None`` when the store has it now."""
         lock = filelock.FileLock(self.locks / f"{source.sha256}.lock", thread_local=False)
         try:
             lock.acquire(timeout=0)
