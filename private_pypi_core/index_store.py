@@ -158,7 +158,8 @@ def _delete_parts(backend: Backend, names: Iterable[str]) -> None:
         try:
             backend.delete_index_part(name)
         except OSError as error:
-            log.warning("could not delete index part %s, left in the store: %s", name, error)
+            # Not a warning: the store's failure is the outage's, logged once as such.
+            log.debug("could not delete index part %s, left in the store: %s", name, error)
 
 
 class LocalIndex:

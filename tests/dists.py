@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import tarfile
@@ -72,9 +73,11 @@ def make_sdist(directory: Path, name: str, version: str) -> Path:
     }
     path = directory / f"{base}.tar.gz"
     directory.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as sdist:
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as sdist:
         for member, data in members.items():
-            info = tarfile.TarInfo(member)
+            info = tarfile.TarInfo(member)  # mtime 0: the same sdist built twice is the same
             info.size = len(data)
             sdist.addfile(info, io.BytesIO(data))
+    path.write_bytes(gzip.compress(tar.getvalue(), mtime=0))
     return path

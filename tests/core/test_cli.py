@@ -369,7 +369,7 @@ def env_mode_server(tmp_path: Path) -> Iterator[RunningServer]:
             try:
                 requests.get(f"{server.url}/login/", timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
         server.repositories = tomllib.loads((root / "embedded" / "config.toml").read_text())
         yield server
