@@ -148,6 +148,21 @@ class _Instruments:
         )
         for reason in AUTH_FAILURES:
             self.auth_failures.labels(reason)  # shown as 0 from the start: alerts can rate() it
+        self.proxy_pages = Counter(
+            "private_pypi_proxy_pages",
+            "Pages a proxy repository asked its upstream for, by outcome: fetched, "
+            "not_modified, missing (no such project), stale (the upstream failed: the page "
+            "fetched before was served), failed (nothing to serve).",
+            ["repository", "outcome"],
+            registry=None,
+        )
+        self.proxy_files = Counter(
+            "private_pypi_proxy_files",
+            "Files (and core metadata) a proxy repository was asked for, by outcome: hit "
+            "(from its cache), cached (fetched and stored), failed (not stored).",
+            ["repository", "outcome"],
+            registry=None,
+        )
         self.sync_failures = Counter(
             "private_pypi_index_sync_failures",
             "Attempts to sync a repository's local index (or probe its store) that failed.",
@@ -214,6 +229,16 @@ def upload_outcome(error: BaseException) -> str:
 def record_auth_failure(reason: str) -> None:
     if _instruments is not None:
         _instruments.auth_failures.labels(reason).inc()
+
+
+def record_proxy_page(repository: str, outcome: str) -> None:
+    if _instruments is not None:
+        _instruments.proxy_pages.labels(repository, outcome).inc()
+
+
+def record_proxy_file(repository: str, outcome: str) -> None:
+    if _instruments is not None:
+        _instruments.proxy_files.labels(repository, outcome).inc()
 
 
 def record_sync_failure(repository: str) -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 
 import filelock
 
+from private_pypi_core import metrics
 from private_pypi_core.backend import (
     Backend,
     DistFile,
@@ -90,9 +91,12 @@ class CachingBackend(Backend):
         when its size is known, else fetched whole first); ``FetchInProgress`` while another
         request fetches it."""
         try:
-            return self.store.open_file(dist)
+            stream = self.store.open_file(dist)
         except FileNotFoundError:
             fetch = self._start(dist)
+        else:
+            metrics.record_proxy_file(self.config.name, "hit")
+            return stream
         if fetch is not None and fetch.source.size:
             return cast(BinaryIO, fetch)
         if fetch is not None:
@@ -210,6 +214,7 @@ class Fetch:
             self._take(received, at_end=not parts[-1] if parts else True)
         except UpstreamFailed as error:
             log.warning("%s: %s; nothing stored", self.dist.filename, error)
+            metrics.record_proxy_file(self.backend.config.name, "failed")
             self.close()
             raise
         return received
@@ -262,6 +267,7 @@ class Fetch:
             self.backend.store.write_file(self.dist, self.temp_path)
         self.done = True
         log.info("cached %s (%s bytes)", self.dist.filename, f"{self.received:,}")
+        metrics.record_proxy_file(self.backend.config.name, "cached")
         self.close()
         if not self.source.size:
             self.backend.sized(self.dist, self.received)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import filelock
 
+from private_pypi_core import metrics
 from private_pypi_core.auth_provider import ProviderSettings
 from private_pypi_core.backend import BackendConfig, DistFile
 from private_pypi_core.errors import Forbidden, NotFound
@@ -185,14 +186,18 @@ class ProxyRepository(Repository):
                 project, previous.validators if previous and listed is not None else None
             )
         except UpstreamFailed as error:
+            metrics.record_proxy_page(self.name, "failed" if listed is None else "stale")
             if listed is None:
                 raise
             log.warning("%s: %s; serving the page fetched before", self.name, error)
             return STALE_WARNING
+        missing = page.files is None and not page.not_modified
+        outcome = "not_modified" if page.not_modified else "missing" if missing else "fetched"
+        metrics.record_proxy_page(self.name, outcome)
         if not page.not_modified:
             self._store_page(project, page, listed or [])
         now = time.time()
-        if page.files is None and not page.not_modified:
+        if missing:
             # No such project: remembered by this worker alone, so names made up by the
             # thousand leave no file behind.
             self._fetched_path(project).unlink(missing_ok=True)

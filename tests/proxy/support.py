@@ -48,8 +48,11 @@ def virtual_table(**settings: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def serving(root: Path, repositories: Mapping[str, dict[str, Any]]) -> Iterator[RunningServer]:
-    """A server of ``repositories`` (tables by name) under ``root``, stopped at the end."""
+def serving(
+    root: Path, repositories: Mapping[str, dict[str, Any]], *flags: str
+) -> Iterator[RunningServer]:
+    """A server of ``repositories`` (tables by name) under ``root`` (and ``flags``), stopped
+    at the end."""
     root.mkdir(parents=True, exist_ok=True)
     config = root.parent / f"{root.name}-config.toml"
     config.write_text(tomli_w.dumps(dict(repositories)))
@@ -63,7 +66,7 @@ def serving(root: Path, repositories: Mapping[str, dict[str, Any]]) -> Iterator[
         )
     )
     server = start_server(
-        root, "--config", str(config), "--admin_secret", str(admin), "--extra_index_url="
+        root, "--config", str(config), "--admin_secret", str(admin), "--extra_index_url=", *flags
     )
     try:
         yield server

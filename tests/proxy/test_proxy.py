@@ -12,8 +12,10 @@ import pytest
 import requests
 
 from tests.dists import make_sdist, make_wheel
+from tests.ops.support import scrape, value
 from tests.proxy.support import auth, download, page, proxy_table, serving, sha256
 from tests.proxy.upstream import StaticUpstream
+from tests.server import free_port
 
 
 @pytest.fixture
@@ -247,3 +249,29 @@ def test_files_are_fetched_only_from_the_upstream_and_the_origins_named(
         served = download(server, "pypi", "demo-pkg", files[0]["url"])
         assert sha256(served.content) == files[0]["hashes"]["sha256"]
     assert all("/files/" not in path for _, path, _ in upstream.requests[:2])
+
+
+def test_the_metrics_count_the_caches_hits_fetches_and_the_upstreams_failures(
+    tmp_path: Path, upstream: StaticUpstream
+) -> None:
+    filename = "demo_pkg-1.0-py3-none-any.whl"
+    port = free_port()
+    table = proxy_table(upstream.simple_url, page_ttl="1s")
+    with serving(tmp_path / "root", {"pypi": table}, f"--metrics=127.0.0.1:{port}") as server:
+        assert page(server, "pypi", "demo-pkg").status_code == 200
+        assert page(server, "pypi", "not-there").status_code == 404
+        for _ in range(3):
+            assert download(server, "pypi", "demo-pkg", filename).status_code == 200
+        upstream.stop()
+        time.sleep(1.2)
+        assert page(server, "pypi", "demo-pkg").status_code == 200  # stale
+        assert page(server, "pypi", "other-pkg").status_code == 502
+        samples = scrape(f"http://127.0.0.1:{port}/metrics")
+
+    def count(name: str, outcome: str) -> float:
+        return value(
+            samples, f"private_pypi_proxy_{name}_total", repository="pypi", outcome=outcome
+        )
+
+    assert [count("pages", o) for o in ("fetched", "missing", "stale", "failed")] == [1, 1, 1, 1]
+    assert [count("files", o) for o in ("cached", "hit", "failed")] == [1, 2, 0]
