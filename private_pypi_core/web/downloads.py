@@ -71,18 +71,30 @@ class FilePart:
     length: int  # of the part, in bytes
     run: Callable[..., Awaitable[bytes]]  # a read in a thread (``in_thread``)
 
-    async def chunks(self, runtime: Runtime) -> AsyncGenerator[bytes, None]:
-        """The part's bytes; the stream is closed at the end (or when the sending stops)."""
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The part's bytes, each chunk read while the one before is sent; the stream is
+        closed at the end (or when the sending stops)."""
+        reading: asyncio.Future[bytes] | None = None
         try:
             chunk, left = self.first_chunk, self.length
             while chunk:
                 left -= len(chunk)
+                if left > 0:
+                    reading = asyncio.ensure_future(
+                        self.run(self.stream.read, min(DOWNLOAD_CHUNK_BYTES, left))
+                    )
                 yield chunk
-                if left <= 0:
+                if reading is None:
                     break
-                chunk = await self.run(self.stream.read, min(DOWNLOAD_CHUNK_BYTES, left))
+                chunk, reading = await reading, None
         finally:
-            self.stream.close()
+            try:
+                if reading is not None:  # the sending stopped: the read ends before the close
+                    await asyncio.wait([reading])
+                    if not reading.cancelled():
+                        reading.exception()  # taken: the client is gone, nobody needs it
+            finally:
+                self.stream.close()
 
 
 async def open_part(

@@ -252,7 +252,7 @@ class FastPath:
                 return False  # the Falcon app asks the store again, and answers its failure
             _note(scope, FILE_ROUTE, user)
             await send(start)
-            async with contextlib.aclosing(part.chunks(self.runtime)) as chunks:
+            async with contextlib.aclosing(part.chunks()) as chunks:
                 async for chunk in chunks:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send(END)

@@ -259,7 +259,7 @@ class FileDownload:
             resp.content_range = (first, last, entry.size)
         part = await open_part(self.runtime, repository, entry.dist, first, last - first + 1)
         resp.content_length = part.length
-        resp.stream = part.chunks(self.runtime)
+        resp.stream = part.chunks()
 
     async def _find(
         self, req: falcon.asgi.Request, project: str, filename: str
