@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from private_pypi_core.backend import Backend, DistFile, StoredFile, check_repository_name
+from private_pypi_core.backend import DistFile, StoredFile, check_repository_name
 from private_pypi_core.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ def _cached_files(repository: ProxyRepository, progress: Progress) -> list[Cache
     from private_pypi_core.index import COMPANION_SUFFIXES
 
     by_name: dict[str, Cached] = {}
-    for stored in _listed(_store(repository).list_files(), progress):
+    for stored in _listed(repository.cache.store.list_files(), progress):
         suffix = next((s for s in COMPANION_SUFFIXES if stored.filename.endswith(s)), "")
         filename = stored.filename.removesuffix(suffix) if suffix else stored.filename
         item = by_name.get(filename)
@@ -268,14 +268,6 @@ def _cached_files(repository: ProxyRepository, progress: Progress) -> list[Cache
         else:
             item.file = stored
     return list(by_name.values())
-
-
-def _store(repository: ProxyRepository) -> Backend:
-    """The backend the cache is stored in (not the one that fetches what it lacks)."""
-    from private_pypi_core.proxy.fetch import CachingBackend
-
-    assert isinstance(repository.backend, CachingBackend)
-    return repository.backend.store
 
 
 def _listed(files: Iterable[StoredFile], progress: Progress) -> Iterable[StoredFile]:
@@ -314,7 +306,7 @@ def _remove(repository: ProxyRepository, item: Cached) -> None:
     """Remove a cached file and its companions; the file first, so that a crash halfway
     leaves at worst a companion, which the next prune removes."""
     assert item.dist is not None
-    store = _store(repository)
+    store = repository.cache.store
     for stored in item.stored:
         suffix = stored.filename[len(item.filename) :]
         with contextlib.suppress(FileNotFoundError):  # removed meanwhile: gone all the same
@@ -342,11 +334,11 @@ def _bytes(size: int) -> str:
     if size < 1000:
         return f"{size:,} byte{'' if size == 1 else 's'}"
     value = float(size)
-    for unit in BYTE_UNITS:
+    for unit in BYTE_UNITS:  # noqa: B007 (the unit the loop stops at is the one shown)
         value /= 1000
-        if value < 999.95 or unit == BYTE_UNITS[-1]:
-            return f"{value:,.1f} {unit}"
-    raise AssertionError("unreachable")
+        if value < 999.95:
+            break
+    return f"{value:,.1f} {unit}"
 
 
 def _moment(moment: datetime) -> str:

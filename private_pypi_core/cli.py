@@ -24,7 +24,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 from private_pypi_core.auth_provider import Credential
 from private_pypi_core.backend import Access
 from private_pypi_core.cache_command import cache_app
-from private_pypi_core.config import config_from_flags, config_table
+from private_pypi_core.config import RepositorySettings, config_from_flags, config_table
 from private_pypi_core.errors import (
     ConfigError,
     Forbidden,
@@ -309,7 +309,6 @@ def update_index(
     from any other --key=value flag, as in the config file (e.g. --storage_path=/srv/packages).
     """
     from private_pypi_core.repository import Repository
-    from private_pypi_core.virtual_backend import VIRTUAL_TYPE
 
     secret = secret_from(secret, secret_env)
     # A store that fails is this command's error, said once on its own line ("Error: ..."),
@@ -319,11 +318,7 @@ def update_index(
     config = config or served_config_file(root)
     settings = config_table(config, name, type) if config is not None else {}
     repo = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
-    if repo.proxy is not None or repo.config.type == VIRTUAL_TYPE:
-        raise ConfigError(
-            f"{name!r} is a {'proxy' if repo.proxy else 'virtual'} repository: its index is "
-            "made of other indexes' pages, not of files stored, so there is nothing to rebuild"
-        )
+    refuse_composite(repo, "there is nothing to rebuild")
     with _removed_if_failed(root / "cache"):
         repository = Repository(repo.config, root, admin_secret=secret, auth=repo.auth)
         grant = repository.authenticate(Credential(username=name, secret=secret))
@@ -337,6 +332,19 @@ def update_index(
         with progress_bar("Indexing", "files") as progress:
             index = repository.rebuild_index(progress=progress)
     typer.echo(f"Indexed {len(index.entries)} files of {len(index.projects)} projects in {name!r}.")
+
+
+def refuse_composite(repo: RepositorySettings, consequence: str) -> None:
+    """``ConfigError`` for a proxy or virtual repository, whose index lists other indexes'
+    files, not the files it stores: the ``consequence`` for the command."""
+    from private_pypi_core.virtual_backend import VIRTUAL_TYPE
+
+    if repo.proxy is not None or repo.config.type == VIRTUAL_TYPE:
+        kind = "proxy" if repo.proxy is not None else "virtual"
+        raise ConfigError(
+            f"{repo.config.name!r} is a {kind} repository: its index lists other indexes' "
+            f"files, not the files it stores, so {consequence}"
+        )
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import string
+from collections.abc import Mapping
 
 from packaging.utils import (
     InvalidName,
@@ -89,3 +90,9 @@ def content_type(filename: str) -> str:
     if filename.endswith((".whl", ".zip")):
         return "application/zip"
     return "application/octet-stream"
+
+
+def urls_for(table: Mapping[str, list[str]], project: str) -> list[str]:
+    """The URLs a config table by project name (PEP 708's ``tracks``, ``alternate_locations``)
+    gives the normalised ``project``, under whatever spelling the table names it."""
+    return next((urls for name, urls in table.items() if normalize_project(name) == project), [])

@@ -27,10 +27,10 @@ BACKLOG = 1000
 class IndexChange:
     """What changed in one repository's index, and why.
 
-    ``reason`` is ``"published"``, ``"yanked"``, ``"unyanked"``, ``"synced"`` or
-    ``"rebuilt"``. ``added`` are files newly listed, ``removed`` files no longer listed,
-    ``changed`` files listed before and after whose entry changed (a yank, its reason, metadata
-    found by a rebuild), as they are now.
+    ``reason`` is ``"published"``, ``"yanked"``, ``"unyanked"``, ``"synced"``, ``"rebuilt"``
+    or ``"proxied"`` (a proxy repository stored what its upstream lists). ``added`` are files
+    newly listed, ``removed`` files no longer listed, ``changed`` files listed before and after
+    whose entry changed (a yank, its reason, metadata found by a rebuild), as they are now.
     """
 
     repository: str

@@ -58,12 +58,13 @@ def export(
     are kept, files no longer listed are removed. The repository's settings come from its
     table in --config and from any other --key=value flag, as for update_index.
     """
-    from private_pypi_core.cli import parse_extra_flags
+    from private_pypi_core.cli import parse_extra_flags, refuse_composite
     from private_pypi_core.config import config_from_flags, config_table
     from private_pypi_core.plugins import backend_class
 
     settings = config_table(config, name, type) if config is not None else {}
     repo = config_from_flags(type, name, parse_extra_flags(ctx.args), base=settings)
+    refuse_composite(repo, "export its members, or the repositories it stands in for")
     admin_secret = _admin_secret(secret, secret_env)
     backend = backend_class(type)(repo.config, root.resolve(), admin_secret=admin_secret)
     file_url = _under(files_url) if files_url else None

@@ -76,10 +76,12 @@ def private_pypi_index_changed(change: IndexChange) -> None:
     Called after the change is stored, in a background thread of the process that made or saw
     it, one change at a time: ``change.reason`` is ``"published"``, ``"yanked"``,
     ``"unyanked"``, ``"synced"`` (this server's sync found the store's index changed, e.g. by
-    another server) or ``"rebuilt"`` (``update_index``); ``added``, ``removed`` and ``changed``
-    are the files concerned (``IndexChange`` documents them). An exception is logged and
-    forgotten; a slow hook delays only the changes after it, never a request, and changes
-    beyond a backlog of ``events.BACKLOG`` are dropped with a warning. Example::
+    another server), ``"rebuilt"`` (``update_index``) or ``"proxied"`` (a proxy repository
+    stored what its upstream lists: a page fetched, a file's size learned); ``added``,
+    ``removed`` and ``changed`` are the files concerned (``IndexChange`` documents them). An
+    exception is logged and forgotten; a slow hook delays only the changes after it, never a
+    request, and changes beyond a backlog of ``events.BACKLOG`` are dropped with a warning.
+    Example::
 
         @hookimpl
         def private_pypi_index_changed(change):

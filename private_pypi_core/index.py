@@ -168,6 +168,15 @@ ACTIVE = ProjectStatus()
 UNKNOWN_TIME = datetime.fromtimestamp(0, UTC)
 
 
+def without_companion_suffix(filename: str) -> str:
+    """The file a companion (``<file>.metadata``, ``<file>.attestations``) goes with; any
+    other name as it is."""
+    for suffix in COMPANION_SUFFIXES:
+        if filename.endswith(suffix):
+            return filename.removesuffix(suffix)
+    return filename
+
+
 def shard_key(project: str) -> str:
     """The shard of a normalised project name, from its sha256: three hex digits."""
     return f"{int(hashlib.sha256(project.encode()).hexdigest()[:3], 16) % SHARDS:03x}"
@@ -481,7 +490,7 @@ def _record(entry: IndexEntry) -> dict[str, Any]:
         "version": entry.version,
         "sha256": entry.sha256,
         "size": entry.size,
-        "upload_time": entry.upload_time.isoformat() if entry.upload_time else None,
+        "upload_time": None if entry.upload_time is None else entry.upload_time.isoformat(),
     }
     for name in OPTIONAL_FIELDS:
         value = getattr(entry, name)
@@ -503,14 +512,18 @@ def _status(record: Mapping[str, Any]) -> ProjectStatus:
 
 
 def _entry(filename: str, record: Mapping[str, Any]) -> IndexEntry:
-    upload_time = record["upload_time"] and datetime.fromisoformat(record["upload_time"])
+    upload_time = None  # a proxied file its upstream gave no time
+    if record["upload_time"] is not None:
+        upload_time = datetime.fromisoformat(record["upload_time"])
+        if upload_time.tzinfo is None:
+            upload_time = upload_time.replace(tzinfo=UTC)
     return IndexEntry(
         filename,
         record["project"],
         record["version"],
         record["sha256"],
         record["size"],
-        upload_time and (upload_time if upload_time.tzinfo else upload_time.replace(tzinfo=UTC)),
+        upload_time,
         *map(record.get, OPTIONAL_FIELDS),
     )
 

@@ -209,12 +209,14 @@ class Repository:
 
     def add_token(self, token: TokenRecord) -> None:
         """Store a new API token's record in the index."""
+        self.check_token_changes()
         with self.lock:
             self._update_remote(lambda index: index.with_token(token), "tokens")
         log.info("repository %s: created %s", self.name, token.describe())
 
     def revoke_token(self, token_id: str) -> TokenRecord:
         """Remove an API token from the index; ``NotFound`` when there is none of that id."""
+        self.check_token_changes()
         with self.lock:
             stored = self._fetch_remote()
             token = stored.index.tokens.get(token_id)
@@ -229,6 +231,7 @@ class Repository:
         ID token (``token.id_token_sha256``): whether it was stored. Checked in the write
         itself, so an ID token is exchanged once across workers and servers. Minted tokens
         that are spent (``TokenRecord.spent``) are dropped in the same write."""
+        self.check_token_changes()
         now = datetime.now(UTC)
 
         def change(index: PackageIndex) -> PackageIndex:
@@ -266,6 +269,10 @@ class Repository:
         it does not have is a 404, never a redirect to ``--extra_index_url``."""
         return False
 
+    def waits_on_upstream(self, project: str) -> bool:
+        """Whether serving ``project`` may wait on an upstream index (a proxy's)."""
+        return False
+
     def refresh_project(self, project: str) -> str | None:
         """Bring the page of the normalised ``project`` up to date before it is served; the
         value of a ``Warning`` header when it could not be. A repository that holds its own
@@ -281,6 +288,13 @@ class Repository:
 
     def check_uploads(self) -> None:
         """``Forbidden`` when the repository takes no uploads at all."""
+
+    def check_listing_changes(self) -> None:
+        """``Forbidden`` when the repository's files are not its own to yank or to give a
+        status (a proxy's are its upstream's, a virtual repository's its members')."""
+
+    def check_token_changes(self) -> None:
+        """``Forbidden`` when the repository keeps no API tokens of its own."""
 
     def sync(self, *, wait: bool = True) -> bool:
         """Copy the remote index to the local one; with ``wait=False`` skip if another worker is
@@ -391,6 +405,7 @@ class Repository:
     def set_yanked(self, project: str, target: str, reason: str | None) -> list[str]:
         """Yank (PEP 592) the files of ``project`` that ``target`` names (a version or a
         filename) with ``reason``, or unyank them with ``reason=None``; their filenames."""
+        self.check_listing_changes()
         normalized = normalize_project(project)
 
         def selected(index: PackageIndex) -> list[IndexEntry]:
@@ -422,6 +437,7 @@ class Repository:
 
     def set_status(self, project: str, status: ProjectStatus) -> ProjectStatus:
         """Set the status (PEP 792) of a project the repository has; the status it had."""
+        self.check_listing_changes()
         normalized = normalize_project(project)
         with self.lock:
             stored = self._fetch_remote()

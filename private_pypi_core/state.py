@@ -147,6 +147,7 @@ def remove_leftovers(settings: ServerSettings) -> int:
     """Remove the temp files of uploads and index writes that a crash cut short; call it
     before the workers start. Returns how many there were."""
     patterns = ["tmp/*", "*/.*.tmp", "cache/*/.*.tmp", "cache/*/index-parts/.*.tmp"]
+    patterns.append("cache/*/upstream/.*.tmp")  # a proxy's records of pages fetched
     patterns.append("cache/*/storage/.*.tmp")
     patterns.append("cache/*/storage/*/.*.tmp")  # the fs backend's default store under ROOT
     return sum(len(remove_stale_temp_files(settings.root, pattern)) for pattern in patterns)

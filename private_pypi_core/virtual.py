@@ -4,33 +4,31 @@ No dependency confusion, by construction: a project that any private member (one
 a proxy) has is answered from the private members alone; a proxy member is asked only for
 projects no private member has, unless the operator declared the project in the virtual
 repository's ``tracks`` (PEP 708): then its files are merged with the proxies' and its page
-says so. Where members list a file of the same name, the first member's is served.
+says so. Members are asked private ones first, each in the configured order, then proxies;
+where two list a file of the same name, the first one's is served.
 Uploads go to the member named by ``upload_to``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from private_pypi_core.auth_provider import ProviderSettings
 from private_pypi_core.backend import Backend, BackendConfig, DistFile
-from private_pypi_core.dists import normalize_project
+from private_pypi_core.dists import urls_for
 from private_pypi_core.errors import ConfigError, Forbidden, NotFound
 from private_pypi_core.index import (
-    COMPANION_SUFFIXES,
     IndexEntry,
     PackageIndex,
     ProjectStatus,
     Shard,
+    without_companion_suffix,
 )
 from private_pypi_core.proxy.repository import ProxyRepository
 from private_pypi_core.proxy.upstream import UpstreamFailed
 from private_pypi_core.repository import Repository, Upload
 from private_pypi_core.virtual_backend import VirtualBackend, VirtualConfig
-
-log = logging.getLogger(__name__)
 
 _MergedShard = tuple[tuple[Shard | None, ...], Shard | None, dict[str, ProjectStatus]]
 
@@ -47,9 +45,9 @@ class VirtualRepository(Repository):
         super().__init__(config, root, admin_secret=admin_secret, auth=auth)
         assert isinstance(config, VirtualConfig)
         self.virtual = config
-        self.routes = VirtualBackend(config, root)
-        self.routes.member_of = self._member_backend
-        self.backend = self.routes
+        routes = VirtualBackend(config, root)
+        routes.member_of = self._member_backend
+        self.backend = routes
         self.private: list[Repository] = []
         self.proxies: list[ProxyRepository] = []
         self.upload_member: Repository | None = None
@@ -87,7 +85,7 @@ class VirtualRepository(Repository):
 
     def tracked(self, project: str) -> bool:
         """Whether the operator declared ``project`` to be merged with the proxies'."""
-        return any(urls for urls in _lookup(self.virtual.tracks, project))
+        return bool(urls_for(self.virtual.tracks, project))
 
     @property
     def index(self) -> PackageIndex:
@@ -147,9 +145,7 @@ class VirtualRepository(Repository):
 
     def _member_of(self, dist: DistFile) -> Repository:
         """The member serving ``dist`` (or the file it is a companion of)."""
-        filename = dist.filename
-        for suffix in COMPANION_SUFFIXES:
-            filename = filename.removesuffix(suffix)
+        filename = without_companion_suffix(dist.filename)
         for member in self._answering(dist.project):
             if member.index.entry(filename, dist.project) is not None:
                 return member
@@ -161,6 +157,9 @@ class VirtualRepository(Repository):
     @property
     def mirrors_upstream(self) -> bool:
         return bool(self.proxies)
+
+    def waits_on_upstream(self, project: str) -> bool:
+        return any(member.waits_on_upstream(project) for member in self._answering(project))
 
     def page_is_fresh(self, project: str) -> bool:
         members = self._answering(project)
@@ -185,6 +184,17 @@ class VirtualRepository(Repository):
     def sync_due(self) -> bool:
         return False  # nothing of its own to sync: each member syncs itself
 
+    def check_listing_changes(self) -> None:
+        raise Forbidden(
+            f"Repository {self.name!r} is virtual: yank or set a status in its member "
+            f"that has the project ({', '.join(self.virtual.members)})."
+        )
+
+    def check_token_changes(self) -> None:
+        raise Forbidden(
+            f"Repository {self.name!r} is virtual: it keeps no API tokens (its members do)."
+        )
+
     def check_uploads(self) -> None:
         if self.upload_member is None:
             raise Forbidden(
@@ -196,7 +206,3 @@ class VirtualRepository(Repository):
         self.check_uploads()
         assert self.upload_member is not None
         return self.upload_member.publish(upload)
-
-
-def _lookup(table: Mapping[str, list[str]], project: str) -> list[list[str]]:
-    return [urls for name, urls in table.items() if normalize_project(name) == project]

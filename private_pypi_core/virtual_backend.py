@@ -43,6 +43,11 @@ class VirtualConfig(BackendConfig):
             raise ConfigError("key 'members' names a repository twice")
         if self.upload_to and self.upload_to not in self.members:
             raise ConfigError(f"upload_to {self.upload_to!r} is not one of its members")
+        if "tokens" in self.auth:
+            raise ConfigError(
+                "a virtual repository keeps no API tokens (its members do): "
+                "leave 'tokens' out of its auth providers"
+            )
 
 
 class VirtualBackend(Backend):
@@ -54,18 +59,14 @@ class VirtualBackend(Backend):
 
     def __init__(self, config: BackendConfig, root: Path, *, admin_secret: str | None = None):
         super().__init__(config, root, admin_secret=admin_secret)
-        self.member_of: Callable[[DistFile], Backend] | None = None
-
-    def _member(self, dist: DistFile) -> Backend:
-        if self.member_of is None:
-            raise FileNotFoundError(dist.filename)
-        return self.member_of(dist)
+        # The member serving a file: the virtual repository sets it once it knows them.
+        self.member_of: Callable[[DistFile], Backend] = _no_member
 
     def open_file(self, dist: DistFile) -> BinaryIO:
-        return self._member(dist).open_file(dist)
+        return self.member_of(dist).open_file(dist)
 
     def download_url(self, dist: DistFile) -> str | None:
-        return self._member(dist).download_url(dist)
+        return self.member_of(dist).download_url(dist)
 
     def list_files(self) -> Iterable[StoredFile]:
         return []
@@ -81,6 +82,10 @@ class VirtualBackend(Backend):
 
     def write_index(self, data: bytes, replaces: IndexFile | None) -> None:
         raise PermissionError("a virtual repository stores no index: its members do")
+
+
+def _no_member(dist: DistFile) -> Backend:
+    raise FileNotFoundError(dist.filename)
 
 
 @hookimpl

@@ -129,6 +129,11 @@ class CachingBackend(Backend):
                 _release(lock)
                 return None
             return Fetch(self, dist, source, lock)
+        except UpstreamFailed as error:
+            log.warning("%s: %s; nothing stored", dist.filename, error)
+            metrics.record_proxy_file(self.config.name, "failed")
+            _release(lock)
+            raise
         except BaseException:
             _release(lock)
             raise

@@ -17,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import filelock
 
@@ -94,6 +96,7 @@ class ProxyRepository(Repository):
         self.fetched_folder = self.folder / "upstream"
         self.fetched_folder.mkdir(mode=0o700, exist_ok=True)
         self._fresh_until: OrderedDict[str, float] = OrderedDict()  # by project, this worker
+        self._remembering = threading.Lock()
         self._offered: tuple[PackageIndex, int, PackageIndex] | None = None
 
     @property
@@ -103,7 +106,7 @@ class ProxyRepository(Repository):
         if not self._filters():
             return stored
         minute = int(time.time() // FILTER_SECONDS)
-        if self._offered is not None and self._offered[:2] == (stored, minute):
+        if self._offered is not None and self._offered[0] is stored and self._offered[1] == minute:
             return self._offered[2]
         offered = self._offer(stored, datetime.now(UTC) - self.proxy.cooldown)
         self._offered = (stored, minute, offered)
@@ -137,6 +140,9 @@ class ProxyRepository(Repository):
 
     def cache_file(self, dist: DistFile) -> None:
         self.cache.ensure_cached(dist)
+
+    def waits_on_upstream(self, project: str) -> bool:
+        return True
 
     def page_is_fresh(self, project: str) -> bool:
         return self._fresh_until.get(project, 0.0) > time.time()
@@ -173,10 +179,11 @@ class ProxyRepository(Repository):
 
     def _remember(self, project: str, until: float) -> None:
         """Note in this worker that ``project``'s page needs no fetch until ``until``."""
-        self._fresh_until[project] = until
-        self._fresh_until.move_to_end(project)
-        if len(self._fresh_until) > REMEMBERED_PAGES:
-            self._fresh_until.popitem(last=False)
+        with self._remembering:
+            self._fresh_until[project] = until
+            self._fresh_until.move_to_end(project)
+            if len(self._fresh_until) > REMEMBERED_PAGES:
+                self._fresh_until.popitem(last=False)
 
     def _fetch_page(self, project: str) -> str | None:
         listed = self.local.current().files_of(project)
@@ -252,14 +259,22 @@ class ProxyRepository(Repository):
                 return index
             return index.with_entry(dataclasses.replace(entry, size=size))
 
+        listed = self.local.current().entry(dist.filename, dist.project)
+        if listed is None or listed.size:  # core metadata, or a size already learned
+            return
         with self.lock:
             self._update_remote(change, "proxied")
 
-    def check_uploads(self) -> None:
+    def check_uploads(self) -> NoReturn:
         raise Forbidden(
             f"Repository {self.name!r} mirrors {shown(self.proxy.upstream)}: it takes no uploads."
         )
 
+    def check_listing_changes(self) -> NoReturn:
+        raise Forbidden(
+            f"Repository {self.name!r} mirrors {shown(self.proxy.upstream)}: its files, their "
+            "yanks and statuses are the upstream's."
+        )
+
     def publish(self, upload: Upload) -> bool:
         self.check_uploads()
-        return False

@@ -36,6 +36,7 @@ from private_pypi_core.errors import ConfigError
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
 # Where each well-known index keeps its files.
 KNOWN_FILE_ORIGINS = {"https://pypi.org": "https://files.pythonhosted.org"}
+USERINFO = re.compile(r"//[^/]*@")
 DURATION = re.compile(r"(\d+)\s*([smhdw])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 WITHOUT_UPLOAD_TIME = ("offer", "hide")
@@ -55,10 +56,10 @@ def parse_duration(text: str, *, key: str) -> timedelta:
 
 def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of ``url``, without credentials or path ("" if it has none)."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # not a port number
+    except ValueError:  # not a URL, or a port that is no number
         return ""
     if not parts.scheme or not parts.hostname:
         return ""
@@ -67,7 +68,10 @@ def origin_of(url: str) -> str:
 
 def without_credentials(url: str) -> str:
     """``url`` without the user and password it may hold."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL: whatever stands between "//" and "@" goes all the same
+        return USERINFO.sub("//", url)
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
@@ -86,7 +90,7 @@ def matches_any(project: str, globs: list[str]) -> bool:
 
 @dataclass(frozen=True)
 class ProxySettings:
-    upstream: str = DEFAULT_UPSTREAM
+    upstream: str = field(default=DEFAULT_UPSTREAM, repr=False)  # may hold credentials
     page_ttl: str = "10m"
     timeout: float = 10.0
     allow: list[str] = field(default_factory=lambda: ["*"])
@@ -101,7 +105,7 @@ class ProxySettings:
             if origin_of(origin) != origin.rstrip("/"):
                 raise ConfigError(
                     f"file_origins must be origins such as 'https://files.example.com', "
-                    f"got {origin!r}"
+                    f"got {shown(origin)!r}"
                 )
         if not origin_of(self.upstream).startswith(("http://", "https://")):
             raise ConfigError(f"upstream must be an http(s) URL, got {shown(self.upstream)!r}")

@@ -114,7 +114,8 @@ class Upstream:
                 files = _json_files(project, json.loads(body), page_url, origins)
             else:
                 files = _html_files(project, body.decode("utf-8", "replace"), page_url, origins)
-        except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
+        # AssertionError: what Python 3.11's HTMLParser raises on some malformed markup.
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError, AssertionError):
             raise UpstreamFailed(
                 f"{self.label} sent a page of {project!r} that is not a valid simple page"
             ) from None
@@ -165,7 +166,10 @@ class Upstream:
             if not response.is_redirect:
                 return response, url
             response.close()
-            url = without_credentials(urljoin(url, response.headers["Location"]))
+            try:
+                url = without_credentials(urljoin(url, response.headers["Location"]))
+            except ValueError:
+                raise UpstreamFailed(f"{self.label} redirected to an invalid URL") from None
             if origin_of(url) not in self.settings.allowed_file_origins:
                 raise UpstreamFailed(f"{self.label} redirected to another origin: {shown(url)}")
         raise UpstreamFailed(f"{self.label} redirected more than {MAX_REDIRECTS} times")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
 import falcon
+import falcon.asgi
 
 from private_pypi_core.backend import DistFile
 from private_pypi_core.dists import content_type
@@ -115,24 +116,42 @@ async def open_part(
         except BaseException:
             stream.close()
             raise
-        return FilePart(stream, first_chunk, length, in_thread(runtime, repository))
+        return FilePart(stream, first_chunk, length, in_thread(runtime, repository, dist.project))
 
-    return await patiently(runtime, repository, opened)
+    return await patiently(runtime, repository, dist.project, opened)
 
 
-def in_thread(runtime: Runtime, repository: Repository) -> Callable[..., Awaitable[T]]:
-    """How a call of ``repository``'s store runs in a thread: in the pool kept for the
-    upstream's slow answers when the repository mirrors one, so that they never hold up the
-    other repositories' requests."""
-    return runtime.run_upstream if repository.mirrors_upstream else runtime.run
+async def refreshed(
+    runtime: Runtime, repository: Repository, project: str, resp: falcon.asgi.Response
+) -> None:
+    """Bring ``project``'s page up to date before it is answered for (a proxy's page older
+    than its TTL is fetched again), with the ``Warning`` the repository gives, if any. A
+    repository that holds its own files answers at once, without a thread."""
+    if repository.waits_on_upstream(project):
+        warning: str | None = await runtime.run_upstream(repository.refresh_project, project)
+        if warning is not None:
+            resp.set_header("Warning", warning)
+
+
+def in_thread(
+    runtime: Runtime, repository: Repository, project: str
+) -> Callable[..., Awaitable[T]]:
+    """How a call about ``project`` of ``repository`` runs in a thread: in the pool kept for
+    the upstream's slow answers when it may wait on an upstream, so that they never hold up
+    other requests."""
+    return runtime.run_upstream if repository.waits_on_upstream(project) else runtime.run
 
 
 async def patiently(
-    runtime: Runtime, repository: Repository, function: Callable[..., T], *args: object
+    runtime: Runtime,
+    repository: Repository,
+    project: str,
+    function: Callable[..., T],
+    *args: object,
 ) -> T:
     """``function(*args)`` in a thread (``in_thread``), asked again while another request
     fetches the same file from the upstream; no thread waits meanwhile."""
-    run = in_thread(runtime, repository)
+    run = in_thread(runtime, repository, project)
     deadline = time.monotonic() + FETCH_WAIT_SECONDS
     while True:
         try:

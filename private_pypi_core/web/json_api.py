@@ -12,12 +12,12 @@ import falcon.asgi
 from packaging.version import InvalidVersion, Version
 
 from private_pypi_core.auth import Action
-from private_pypi_core.dists import normalize_project
+from private_pypi_core.dists import validate_project
 from private_pypi_core.errors import NotFound
 from private_pypi_core.index import UNKNOWN_TIME, IndexEntry
 from private_pypi_core.metadata import parse_metadata
 from private_pypi_core.repository import Repository
-from private_pypi_core.web.downloads import patiently
+from private_pypi_core.web.downloads import patiently, refreshed
 from private_pypi_core.web.pages import upload_time
 from private_pypi_core.web.runtime import Runtime
 
@@ -66,7 +66,8 @@ class ProjectJson:
         version: str | None,
     ) -> None:
         repository = await self.runtime.authorize(req, Action.READ)
-        normalized = normalize_project(project)
+        normalized = validate_project(project)
+        await refreshed(self.runtime, repository, normalized, resp)
         index = repository.index
         entries = index.files_of(normalized)
         if not entries:
@@ -77,7 +78,9 @@ class ProjectJson:
         if chosen is None:
             raise NotFound(f"No version {version!r} of project {normalized!r}.")
         files = [e for e in entries if e.version == chosen]
-        metadata = await patiently(self.runtime, repository, _metadata_of, repository, files)
+        metadata = await patiently(
+            self.runtime, repository, normalized, _metadata_of, repository, files
+        )
         # Path-only URLs unless the operator gave the public URL: never the Host header,
         # which whoever sends the request chooses.
         public_url = self.runtime.settings.public_url

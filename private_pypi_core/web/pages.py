@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from private_pypi_core.backend import BackendConfig
-from private_pypi_core.dists import normalize_project
+from private_pypi_core.dists import urls_for
 from private_pypi_core.index import ACTIVE, IndexEntry, ProjectStatus
 
 API_VERSION = "1.4"
@@ -134,13 +134,7 @@ def _file_json(entry: IndexEntry, url: str, provenance_urls: Mapping[str, str]) 
 def pep708_urls(config: BackendConfig, project: str) -> tuple[list[str], list[str]]:
     """The index pages ``project`` tracks and its alternate locations (PEP 708), as the
     repository's config names them (under any spelling of the project name)."""
-
-    def lookup(table: dict[str, list[str]]) -> list[str]:
-        return next(
-            (urls for name, urls in table.items() if normalize_project(name) == project), []
-        )
-
-    return lookup(config.tracks), lookup(config.alternate_locations)
+    return urls_for(config.tracks, project), urls_for(config.alternate_locations, project)
 
 
 def provenance_urls(public_url: str, entries: Iterable[IndexEntry]) -> dict[str, str]:

@@ -49,7 +49,12 @@ class Provenance:
         ):
             raise NotFound(f"No provenance for {filename!r} in project {project!r}.")
         attestations = await patiently(
-            self.runtime, repository, read_stored, repository, entry.attestations_dist
+            self.runtime,
+            repository,
+            entry.project,
+            read_stored,
+            repository,
+            entry.attestations_dist,
         )
         body = json.dumps(provenance(attestations, entry.publisher)).encode()
         resp.content_type = INTEGRITY_JSON

@@ -18,9 +18,9 @@ from private_pypi_core.web.conditional import accepts_gzip, not_modified
 from private_pypi_core.web.downloads import (
     file_etag,
     file_headers,
-    in_thread,
     open_part,
     patiently,
+    refreshed,
 )
 from private_pypi_core.web.negotiation import HTML_LEGACY, JSON_V1, choose_format
 from private_pypi_core.web.page_cache import RenderedPage
@@ -201,10 +201,7 @@ class ProjectPage:
             raise falcon.HTTPMovedPermanently(
                 f"/simple/{normalized}/{_query(req)}", headers=plain()
             )
-        refresh = in_thread(self.runtime, repository)
-        warning: str | None = await refresh(repository.refresh_project, normalized)
-        if warning is not None:
-            resp.set_header("Warning", warning)
+        await refreshed(self.runtime, repository, normalized, resp)
         if repository.index.files_of(normalized) is None:
             extra_index_url = self.runtime.settings.extra_index_url
             if not extra_index_url or repository.mirrors_upstream:
@@ -243,7 +240,12 @@ class FileDownload:
             return
         if is_metadata:
             resp.data = await patiently(
-                self.runtime, repository, read_stored, repository, entry.metadata_dist
+                self.runtime,
+                repository,
+                entry.project,
+                read_stored,
+                repository,
+                entry.metadata_dist,
             )
             return
         redirect = await self.runtime.run(repository.backend.download_url, entry.dist)
@@ -253,7 +255,9 @@ class FileDownload:
         requested = byte_range(req, entry.size, etag)
         if requested is not None:
             if entry.url is not None:  # a part of a proxied file: the whole file cached first
-                await patiently(self.runtime, repository, repository.cache_file, entry.dist)
+                await patiently(
+                    self.runtime, repository, entry.project, repository.cache_file, entry.dist
+                )
             first, last = requested
             resp.status = falcon.HTTP_206
             resp.content_range = (first, last, entry.size)
@@ -268,7 +272,7 @@ class FileDownload:
         found = find_file(repository, project, filename)
         if found is not None and not found[0].size and found[0].url is not None:
             # A proxied file whose upstream gave no size: fetched first, so it is listed.
-            await patiently(self.runtime, repository, repository.cache_file, found[0].dist)
+            await patiently(self.runtime, repository, project, repository.cache_file, found[0].dist)
             found = find_file(repository, project, filename)
         if found is None:
             raise NotFound(f"No file {filename!r} in project {project!r}.")

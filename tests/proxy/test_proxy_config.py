@@ -46,6 +46,7 @@ def test_a_proxy_and_a_virtual_repository_are_configured_like_any_other(tmp_path
         ('[v]\ntype = "virtual"\nmembers = []\n', "at least one"),
         ('[v]\ntype = "virtual"\nmembers = ["nope"]\n', "'nope' is not a configured"),
         ('[v]\ntype = "virtual"\nmembers = ["v"]\n', "lists itself"),
+        ('[v]\ntype = "virtual"\nmembers = ["team"]\nauth = ["tokens"]\n', "no API tokens"),
         ('[v]\ntype = "virtual"\nmembers = ["team"]\nupload_to = "x"\n', "not one of its"),
         (
             '[v]\ntype = "virtual"\nmembers = ["team"]\n[v.proxy]\nupstream = "https://h/"\n',
@@ -66,7 +67,9 @@ def test_each_mistake_is_named(tmp_path: Path, tables: str, said: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["pypi", "all"])
-def test_update_index_refuses_a_proxy_or_a_virtual_repository(tmp_path: Path, name: str) -> None:
+def test_update_index_and_export_refuse_a_proxy_or_a_virtual_repository(
+    tmp_path: Path, name: str
+) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
         TEAM
@@ -77,4 +80,7 @@ def test_update_index_refuses_a_proxy_or_a_virtual_repository(tmp_path: Path, na
     result = run("update_index", kind, name, "--secret", "w", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "nothing to rebuild" in result.stderr
-    assert not (tmp_path / "cache").exists()
+    exported = run("export", kind, name, str(tmp_path / "site"), "--config", str(config))
+    assert exported.returncode == 2, exported.stderr
+    assert "export its members" in exported.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "site").exists()

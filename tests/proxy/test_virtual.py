@@ -95,6 +95,36 @@ def test_a_virtual_repository_without_upload_to_refuses_uploads(
         assert refused.status_code == 403 and "names no member for uploads" in refused.text
 
 
+def test_yanks_are_made_in_the_member_not_through_a_virtual_repository_or_a_proxy(
+    tmp_path: Path, upstream: StaticUpstream
+) -> None:
+    tables = repositories(upstream)
+    tables["pypi"]["write_secret"] = "pypi-write"
+    with serving(tmp_path / "root", tables) as server:
+        assert upload(server, "all", make_wheel(tmp_path / "dist", "app-pkg", "1.0")).ok
+        assert page(server, "pypi", "dep-pkg").status_code == 200
+        form = {"target": "1.0", "reason": "broken"}
+        for name, secret, project, said in [
+            ("all", SECRETS["all"][1], "app-pkg", "is virtual"),
+            ("pypi", "pypi-write", "dep-pkg", "are the upstream's"),
+        ]:
+            refused = requests.post(
+                f"{server.url}/yank/",
+                auth=(name, secret),
+                data={**form, "project": project},
+                timeout=10,
+            )
+            assert refused.status_code == 403 and said in refused.text
+        done = requests.post(
+            f"{server.url}/yank/",
+            auth=("team", SECRETS["team"][1]),
+            data={**form, "project": "app-pkg"},
+            timeout=10,
+        )
+        assert done.status_code == 200, done.text
+        assert page(server, "all", "app-pkg").json()["files"][0]["yanked"] == "broken"
+
+
 def test_a_virtual_repository_opens_with_its_own_credential_only(
     tmp_path: Path, upstream: StaticUpstream
 ) -> None:

@@ -17,7 +17,7 @@ from private_pypi_core.errors import BadRequest, Unauthorized, UserError
 from private_pypi_core.index import IndexEntry
 from private_pypi_core.repository import Repository
 from private_pypi_core.web.conditional import not_modified
-from private_pypi_core.web.downloads import patiently
+from private_pypi_core.web.downloads import patiently, refreshed
 from private_pypi_core.web.json_api import latest_version, metadata_source
 from private_pypi_core.web.redirects import plain
 from private_pypi_core.web.runtime import Runtime
@@ -93,6 +93,7 @@ class ProjectView:
         normalized = validate_project(project)
         if normalized != project or not req.path.endswith("/"):
             raise falcon.HTTPMovedPermanently(f"/project/{normalized}/", headers=plain())
+        await refreshed(self.runtime, repository, normalized, resp)
         index = repository.index
         entries = index.files_of(normalized)
         if not entries:
@@ -132,7 +133,9 @@ class ProjectView:
         try:
             return await self.descriptions.describe(
                 source.metadata_sha256,
-                lambda: patiently(self.runtime, repository, read_stored, repository, metadata),
+                lambda: patiently(
+                    self.runtime, repository, metadata.project, read_stored, repository, metadata
+                ),
                 source.filename,
             )
         except OSError as error:
