@@ -120,3 +120,28 @@ def test_made_up_names_leave_nothing_behind(tmp_path: Path, upstream: StaticUpst
         assert upstream.count("/simple/made-up-") <= asked + 1  # remembered (by a worker)
     records = list((root / "cache" / "pypi" / "upstream").glob("made-up-*"))
     assert records == []
+
+
+def test_a_client_that_goes_away_leaves_the_file_cached(
+    tmp_path: Path, upstream: StaticUpstream
+) -> None:
+    big = make_wheel(tmp_path / "dist", "big-pkg", "1.0", payload="b" * 8_000_000)
+    upstream.add(big)
+    with serving(tmp_path / "root", {"pypi": proxy_table(upstream.simple_url)}) as server:
+        assert page(server, "pypi", "big-pkg").status_code == 200
+        upstream.set_fault("slow_body", match=big.name, seconds=1)
+        with requests.get(
+            f"{server.url}/simple/big-pkg/{big.name}",
+            auth=("pypi", "pypi-read"),
+            stream=True,
+            timeout=30,
+        ) as gone:
+            assert len(next(gone.iter_content(65536))) > 0  # then the client hangs up
+        upstream.clear_fault()
+        deadline = time.monotonic() + 15
+        while not list((server.root / "cache" / "pypi" / "storage" / "big-pkg").glob("*.whl")):
+            assert time.monotonic() < deadline, "the fetch did not finish on its own"
+            time.sleep(0.2)
+        served = download(server, "pypi", "big-pkg", big.name)
+        assert served.content == big.read_bytes()
+        assert sum(path.endswith(big.name) for _, path, _ in upstream.requests) == 1
