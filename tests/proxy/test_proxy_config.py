@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from private_pypi_core.config import TomlSource, load_repositories
 from private_pypi_core.errors import ConfigError
 from private_pypi_core.proxy.repository import ProxyRepository
 from private_pypi_core.virtual import VirtualRepository
@@ -84,3 +87,13 @@ def test_update_index_and_export_refuse_a_proxy_or_a_virtual_repository(
     assert exported.returncode == 2, exported.stderr
     assert "export its members" in exported.stderr
     assert not (tmp_path / "cache").exists() and not (tmp_path / "site").exists()
+
+
+def test_the_readmes_example_is_a_config_as_written() -> None:
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    start = text.index("## One index URL")
+    block = re.compile(r"```toml\n(.*?)```", re.S).search(text, start)
+    assert block is not None
+    settings = load_repositories(TomlSource("README.md", tomllib.loads(block.group(1))))
+    assert settings["pypi"].proxy is not None and settings["pypi"].proxy.cooldown.days == 3
+    assert settings["all"].config.type == "virtual"
