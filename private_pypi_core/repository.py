@@ -263,14 +263,10 @@ class Repository:
     def sync_due(self) -> bool:
         return time.time() - self.index_mtime() >= self.config.sync_index_interval
 
-    @property
-    def mirrors_upstream(self) -> bool:
-        """Whether the repository answers for an upstream index (a proxy's): then a project
-        it does not have is a 404, never a redirect to ``--extra_index_url``."""
-        return False
-
     def waits_on_upstream(self, project: str) -> bool:
-        """Whether serving ``project`` may wait on an upstream index (a proxy's)."""
+        """Whether serving ``project`` may wait on an upstream index (a proxy's). Such a
+        project the repository does not have is a 404, never a redirect to
+        ``--extra_index_url``: the upstream answered for it."""
         return False
 
     def refresh_project(self, project: str) -> str | None:

@@ -154,10 +154,6 @@ class VirtualRepository(Repository):
     def cache_file(self, dist: DistFile) -> None:
         self._member_of(dist).cache_file(dist)
 
-    @property
-    def mirrors_upstream(self) -> bool:
-        return bool(self.proxies)
-
     def waits_on_upstream(self, project: str) -> bool:
         return any(member.waits_on_upstream(project) for member in self._answering(project))
 

@@ -134,10 +134,6 @@ class ProxyRepository(Repository):
             return self.proxy.without_upload_time == "offer"
         return entry.upload_time <= cutoff
 
-    @property
-    def mirrors_upstream(self) -> bool:
-        return True
-
     def cache_file(self, dist: DistFile) -> None:
         self.cache.ensure_cached(dist)
 

@@ -204,7 +204,7 @@ class ProjectPage:
         await refreshed(self.runtime, repository, normalized, resp)
         if repository.index.files_of(normalized) is None:
             extra_index_url = self.runtime.settings.extra_index_url
-            if not extra_index_url or repository.mirrors_upstream:
+            if not extra_index_url or repository.waits_on_upstream(normalized):
                 raise NotFound(f"No project named {normalized!r} in {repository.name!r}.")
             raise falcon.HTTPSeeOther(
                 f"{extra_index_url.rstrip('/')}/{normalized}/", headers=plain()

@@ -13,7 +13,15 @@ import requests
 
 from tests.dists import make_sdist, make_wheel
 from tests.ops.support import scrape, value
-from tests.proxy.support import auth, download, page, proxy_table, serving, sha256
+from tests.proxy.support import (
+    auth,
+    download,
+    page,
+    proxy_table,
+    serving,
+    sha256,
+    team_table,
+)
 from tests.proxy.upstream import StaticUpstream
 from tests.server import free_port
 
@@ -275,3 +283,25 @@ def test_the_metrics_count_the_caches_hits_fetches_and_the_upstreams_failures(
 
     assert [count("pages", o) for o in ("fetched", "missing", "stale", "failed")] == [1, 1, 1, 1]
     assert [count("files", o) for o in ("cached", "hit", "failed")] == [1, 2, 0]
+
+
+def test_a_project_the_upstream_lacks_is_a_404_never_a_redirect_to_the_extra_index(
+    tmp_path: Path, upstream: StaticUpstream
+) -> None:
+    extra = "--extra_index_url=https://extra.example/simple/"
+    tables = {"pypi": proxy_table(upstream.simple_url), "team": team_table()}
+    with serving(tmp_path / "root", tables, extra) as server:
+        private = requests.get(
+            f"{server.url}/simple/not-upstream/",
+            auth=("team", "team-read"),
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert private.status_code == 303  # a repository of its own files redirects, as ever
+        missing = requests.get(
+            f"{server.url}/simple/not-upstream/",
+            auth=auth("pypi"),
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert missing.status_code == 404 and "not-upstream" in missing.text
